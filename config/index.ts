@@ -1,0 +1,230 @@
+/**
+ * Typed configuration, read and validated once from the environment.
+ *
+ * Every other module takes its slice of `Config` as an argument; nothing else
+ * reads `process.env`. Development defaults are safe to run locally; in
+ * production (`NODE_ENV=production`) a default secret is refused.
+ */
+import path from "node:path";
+
+export const ALL_SERVICES = ["api", "users"] as const;
+export type ServiceName = (typeof ALL_SERVICES)[number];
+
+export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";
+export const DEV_SANDBOX_PAY_SECRET = "dev-only-sandbox-pay-secret";
+
+export interface RateLimitConfig {
+	/** Requests per window per client IP, all routes together. */
+	ipPerWindow: number;
+	/** Requests per window per signed-in user. */
+	userPerWindow: number;
+	/** Requests per window per IP on the credential routes (register, login, refresh). */
+	authPerWindow: number;
+	windowMs: number;
+}
+
+export interface LoginThrottleConfig {
+	/** Failures for one account before each further attempt must wait. */
+	slowAfter: number;
+	/** Failures for one account before it is locked for `lockMs`. */
+	lockAfter: number;
+	/** Failures from one IP (any account) before that IP is locked. */
+	ipLockAfter: number;
+	/** Failures are forgotten this long after the last one; also the lock length. */
+	lockMs: number;
+	/** Upper bound of the wait between attempts while slowed down. */
+	maxDelayMs: number;
+}
+
+export interface Config {
+	env: "development" | "production" | "test";
+	nodeID?: string;
+	namespace: string;
+	logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+	port: number;
+	mqttPort: number;
+	dataDir: string;
+	/** Unset = embedded (no transporter, all services in this process). */
+	transporter?: string;
+	services: ServiceName[];
+	mongoUri?: string;
+	redisUrl?: string;
+	mqttUrl?: string;
+	requestTimeoutMs: number;
+	metrics: boolean;
+	/** Port of the node's own Prometheus endpoint (0 = any free port); the gateway also serves /metrics. */
+	metricsPort: number;
+	/** Moleculer tracing exporter (e.g. "Console", "Jaeger"); unset = tracing off. */
+	tracingExporter?: string;
+	/** Health endpoint for nodes that do not run the gateway (docker health checks); unset = none. */
+	healthPort?: number;
+	heartbeatSec: number;
+	reservationTtlSec: number;
+	demoSeed: boolean;
+	auth: {
+		jwtSecret: string;
+		accessTtlSec: number;
+		refreshTtlSec: number;
+		issuer: string;
+	};
+	admin: { username?: string; password?: string };
+	sandboxPaySecret: string;
+	dingtalk: { webhookUrl?: string; secret?: string };
+	http: {
+		corsOrigins: string[] | "*";
+		bodyLimit: string;
+		trustProxy: boolean;
+	};
+	rateLimit: RateLimitConfig;
+	loginThrottle: LoginThrottleConfig;
+}
+
+export class ConfigError extends Error {
+	constructor(public readonly problems: string[]) {
+		super(`Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+		this.name = "ConfigError";
+	}
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the environment into a `Config`, or throws a `ConfigError` listing every problem at once. */
+export function loadConfig(env: Env = process.env): Config {
+	const problems: string[] = [];
+	const str = (name: string): string | undefined => {
+		const v = env[name];
+		return v === undefined || v.trim() === "" ? undefined : v.trim();
+	};
+	const int = (name: string, def: number, min: number, max: number): number => {
+		const raw = str(name);
+		if (raw === undefined) return def;
+		const n = Number(raw);
+		if (!Number.isInteger(n) || n < min || n > max) {
+			problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+			return def;
+		}
+		return n;
+	};
+	const bool = (name: string, def: boolean): boolean => {
+		const raw = str(name);
+		if (raw === undefined) return def;
+		if (/^(1|true|yes|on)$/i.test(raw)) return true;
+		if (/^(0|false|no|off)$/i.test(raw)) return false;
+		problems.push(`${name} must be true or false (got "${raw}")`);
+		return def;
+	};
+	const url = (name: string, protocols: string[]): string | undefined => {
+		const raw = str(name);
+		if (raw === undefined) return undefined;
+		for (const part of raw.split(",")) {
+			try {
+				const u = new URL(part);
+				if (!protocols.includes(u.protocol)) throw new Error("protocol");
+			} catch {
+				problems.push(`${name} must be a URL with one of ${protocols.join(" ")} (got "${raw}")`);
+				return undefined;
+			}
+		}
+		return raw;
+	};
+
+	const nodeEnv = str("NODE_ENV") ?? "development";
+	if (!["development", "production", "test"].includes(nodeEnv)) {
+		problems.push(`NODE_ENV must be development, production or test (got "${nodeEnv}")`);
+	}
+	const production = nodeEnv === "production";
+
+	const logLevel = (str("LOG_LEVEL") ?? (nodeEnv === "test" ? "warn" : "info")) as Config["logLevel"];
+	if (!["fatal", "error", "warn", "info", "debug", "trace"].includes(logLevel)) {
+		problems.push(`LOG_LEVEL must be one of fatal error warn info debug trace (got "${logLevel}")`);
+	}
+
+	// The mesh is NATS (several servers may be listed, comma-separated).
+	const transporter = url("TRANSPORTER", ["nats:"]);
+	let services: ServiceName[] = [...ALL_SERVICES];
+	const servicesRaw = str("SERVICES");
+	if (servicesRaw !== undefined) {
+		const wanted = servicesRaw.split(",").map(s => s.trim()).filter(Boolean);
+		const unknown = wanted.filter(s => !(ALL_SERVICES as readonly string[]).includes(s));
+		if (unknown.length) problems.push(`SERVICES has unknown service(s): ${unknown.join(", ")} (known: ${ALL_SERVICES.join(", ")})`);
+		if (!wanted.length) problems.push("SERVICES is empty");
+		services = wanted.filter((s): s is ServiceName => (ALL_SERVICES as readonly string[]).includes(s));
+		if (!transporter && services.length < ALL_SERVICES.length) {
+			problems.push("SERVICES selects a subset of services, which needs TRANSPORTER for the rest of the mesh");
+		}
+	}
+
+	const jwtSecret = str("JWT_SECRET") ?? DEV_JWT_SECRET;
+	if (production) {
+		if (jwtSecret === DEV_JWT_SECRET) problems.push("JWT_SECRET must be set in production");
+		else if (jwtSecret.length < 32) problems.push("JWT_SECRET must be at least 32 characters in production");
+	}
+	const sandboxPaySecret = str("SANDBOX_PAY_SECRET") ?? DEV_SANDBOX_PAY_SECRET;
+	if (production && sandboxPaySecret === DEV_SANDBOX_PAY_SECRET) problems.push("SANDBOX_PAY_SECRET must be set in production");
+
+	const adminUsername = str("ADMIN_USERNAME");
+	const adminPassword = str("ADMIN_PASSWORD");
+	if (adminPassword !== undefined && adminPassword.length < 10) problems.push("ADMIN_PASSWORD must be at least 10 characters");
+	if (production && adminPassword === undefined) problems.push("ADMIN_PASSWORD must be set in production");
+	if (production && adminPassword !== undefined && /^(admin|password|changeme)/i.test(adminPassword)) {
+		problems.push("ADMIN_PASSWORD is a well-known default; choose another in production");
+	}
+
+	const corsRaw = str("CORS_ORIGINS") ?? (production ? "" : "*");
+	const corsOrigins = corsRaw === "*" ? "*" : corsRaw.split(",").map(s => s.trim()).filter(Boolean);
+
+	const config: Config = {
+		env: nodeEnv as Config["env"],
+		nodeID: str("NODE_ID"),
+		namespace: str("NAMESPACE") ?? "lockers",
+		logLevel,
+		port: int("PORT", 3000, 0, 65535),
+		mqttPort: int("MQTT_PORT", 1883, 0, 65535),
+		dataDir: path.resolve(str("DATA_DIR") ?? "./data"),
+		transporter,
+		services,
+		mongoUri: url("MONGO_URI", ["mongodb:", "mongodb+srv:"]),
+		redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
+		mqttUrl: url("MQTT_URL", ["mqtt:", "mqtts:", "ws:", "wss:", "tcp:"]),
+		requestTimeoutMs: int("REQUEST_TIMEOUT_MS", 5000, 100, 120000),
+		metrics: bool("METRICS", true),
+		metricsPort: int("METRICS_PORT", 0, 0, 65535),
+		tracingExporter: str("TRACING_EXPORTER"),
+		healthPort: str("HEALTH_PORT") === undefined ? undefined : int("HEALTH_PORT", 3001, 1, 65535),
+		heartbeatSec: int("HEARTBEAT_SEC", 30, 1, 3600),
+		reservationTtlSec: int("RESERVATION_TTL_SEC", 900, 10, 86400),
+		demoSeed: bool("DEMO_SEED", true),
+		auth: {
+			jwtSecret,
+			accessTtlSec: int("ACCESS_TOKEN_TTL_SEC", 15 * 60, 10, 24 * 3600),
+			refreshTtlSec: int("REFRESH_TOKEN_TTL_SEC", 7 * 24 * 3600, 60, 90 * 24 * 3600),
+			issuer: "locker-platform",
+		},
+		admin: { username: adminUsername, password: adminPassword },
+		sandboxPaySecret,
+		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
+		http: {
+			corsOrigins,
+			bodyLimit: str("BODY_LIMIT") ?? "64kb",
+			trustProxy: bool("TRUST_PROXY", false),
+		},
+		rateLimit: {
+			ipPerWindow: int("RATE_LIMIT_IP", 1200, 1, 1e9),
+			userPerWindow: int("RATE_LIMIT_USER", 600, 1, 1e9),
+			authPerWindow: int("RATE_LIMIT_AUTH", 30, 1, 1e9),
+			windowMs: int("RATE_LIMIT_WINDOW_MS", 60_000, 1000, 3_600_000),
+		},
+		loginThrottle: {
+			slowAfter: int("LOGIN_SLOW_AFTER", 5, 1, 1000),
+			lockAfter: int("LOGIN_LOCK_AFTER", 10, 1, 1000),
+			ipLockAfter: int("LOGIN_IP_LOCK_AFTER", 50, 1, 100000),
+			lockMs: int("LOGIN_LOCK_MS", 15 * 60_000, 1000, 24 * 3600_000),
+			maxDelayMs: int("LOGIN_MAX_DELAY_MS", 60_000, 0, 3600_000),
+		},
+	};
+	if (config.loginThrottle.lockAfter < config.loginThrottle.slowAfter) {
+		problems.push("LOGIN_LOCK_AFTER must be at least LOGIN_SLOW_AFTER");
+	}
+	if (problems.length) throw new ConfigError(problems);
+	return config;
+}

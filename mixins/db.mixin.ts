@@ -1,0 +1,112 @@
+/**
+ * The one place that chooses the storage adapter.
+ *
+ * - `MONGO_URI` set → moleculer-db-adapter-mongoose with a mongoose model
+ *   built from the entity definition (same fields, same indexes);
+ * - otherwise → moleculer-db's NeDB adapter, persisted to `DATA_DIR/<collection>.db`
+ *   (or purely in memory when `dataDir` is `null`, for tests).
+ *
+ * A service may own several collections (users: users and sessions), so the
+ * mixin gives it one `Repository` per entity in `this.repos` rather than
+ * moleculer-db's single `this.adapter`; moleculer-db's generic CRUD actions
+ * are not used at all, since they would publish every collection unvalidated.
+ * A repository behaves the same on both adapters (the contract suite in
+ * test/integration proves it) and returns plain objects with string ids
+ * chosen by the platform.
+ */
+import path from "node:path";
+import fs from "node:fs";
+import DbService from "moleculer-db";
+import { Repository } from "./repository";
+import MongooseAdapter from "moleculer-db-adapter-mongoose";
+import mongoose from "mongoose";
+import type { ServiceSchema } from "moleculer";
+
+export type FieldType = "string" | "number" | "boolean" | "date" | "array" | "object";
+
+export interface IndexDefinition {
+	fields: Record<string, 1 | -1>;
+	unique?: boolean;
+	/** Documents without the field are not indexed (so many may lack it despite `unique`). */
+	sparse?: boolean;
+}
+
+export interface EntityDefinition {
+	collection: string;
+	/** Id prefix, e.g. "usr" → "usr_8f3k…". */
+	idPrefix: string;
+	fields: Record<string, FieldType>;
+	indexes?: IndexDefinition[];
+}
+
+export interface DbConfig {
+	mongoUri?: string;
+	/** Directory for NeDB files; `null` keeps NeDB in memory only. */
+	dataDir: string | null;
+}
+
+const MONGOOSE_TYPES: Record<FieldType, unknown> = {
+	string: String,
+	number: Number,
+	boolean: Boolean,
+	date: Date,
+	array: Array,
+	object: mongoose.Schema.Types.Mixed,
+};
+
+/** The mongoose model of an entity; defined once per process (mongoose keeps a global registry). */
+export function mongooseModelOf(entity: EntityDefinition): mongoose.Model<any> {
+	const existing = mongoose.models[entity.collection];
+	if (existing) return existing;
+	const shape: Record<string, unknown> = { _id: { type: String, required: true } };
+	for (const [name, type] of Object.entries(entity.fields)) shape[name] = { type: MONGOOSE_TYPES[type] };
+	const schema = new mongoose.Schema(shape, {
+		collection: entity.collection,
+		versionKey: false,
+		strict: true,
+		minimize: false,
+		autoIndex: false, // created explicitly in Repository.connect, so start-up waits for them
+	});
+	for (const idx of entity.indexes ?? []) schema.index(idx.fields, { unique: !!idx.unique, sparse: !!idx.sparse });
+	return mongoose.model(entity.collection, schema);
+}
+
+
+/** The adapter for one entity, chosen from configuration. */
+export function createAdapter(entity: EntityDefinition, db: DbConfig): unknown {
+	if (db.mongoUri) return new MongooseAdapter(db.mongoUri, { serverSelectionTimeoutMS: 5000 });
+	if (db.dataDir === null) return new DbService.MemoryAdapter({ inMemoryOnly: true });
+	fs.mkdirSync(db.dataDir, { recursive: true });
+	return new DbService.MemoryAdapter({ filename: path.join(db.dataDir, `${entity.collection}.db`) });
+}
+
+export interface DbMixinThis<E extends string> {
+	repos: Record<E, Repository<any>>;
+}
+
+/**
+ * Gives the service `this.repos.<name>` for each entity, connected before the
+ * service's own `started` runs and closed when it stops.
+ */
+export function createDbMixin<E extends string>(entities: Record<E, EntityDefinition>, db: DbConfig): Partial<ServiceSchema> {
+	return {
+		created(this: any) {
+			this.repos = {};
+			for (const [name, entity] of Object.entries<EntityDefinition>(entities)) {
+				const adapter = createAdapter(entity, db);
+				this.repos[name] = new Repository(entity, adapter, {
+					broker: this.broker,
+					logger: this.logger,
+					model: db.mongoUri ? mongooseModelOf(entity) : undefined,
+					persistent: !db.mongoUri && db.dataDir !== null,
+				});
+			}
+		},
+		async started(this: any) {
+			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.connect();
+		},
+		async stopped(this: any) {
+			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.disconnect();
+		},
+	};
+}

@@ -1,0 +1,135 @@
+/**
+ * One collection behind a moleculer-db adapter (NeDB or mongoose), with the
+ * few operations the services need, made to behave identically on both:
+ * plain objects out, platform-chosen string ids, unique indexes enforced,
+ * conditional updates that report how many documents they changed (the
+ * building block of every compare-and-set in the platform).
+ */
+import crypto from "node:crypto";
+import type { ServiceBroker } from "moleculer";
+
+type LoggerInstance = ServiceBroker["logger"];
+import type { EntityDefinition } from "./db.mixin";
+
+export interface FindParams {
+	query?: Record<string, unknown>;
+	sort?: string | string[];
+	limit?: number;
+	offset?: number;
+}
+
+interface AdapterLike {
+	init(broker: ServiceBroker, service: unknown): void;
+	connect(): Promise<void>;
+	disconnect(): Promise<void>;
+	entityToObject(doc: unknown): any;
+	insert(doc: unknown): Promise<unknown>;
+	findById(id: string): Promise<unknown>;
+	findOne(query: unknown): Promise<unknown>;
+	find(params: FindParams): Promise<unknown[]>;
+	count(params: FindParams): Promise<number>;
+	updateMany(query: unknown, update: unknown): Promise<number>;
+	updateById(id: string, update: unknown): Promise<unknown>;
+	removeMany(query: unknown): Promise<unknown>;
+	clear(): Promise<unknown>;
+	db?: any;
+	model?: any;
+}
+
+export class Repository<T extends { _id: string }> {
+	private readonly adapter: AdapterLike;
+
+	constructor(
+		readonly entity: EntityDefinition,
+		adapter: unknown,
+		private readonly opts: { broker: ServiceBroker; logger: LoggerInstance; model?: unknown; persistent: boolean },
+	) {
+		this.adapter = adapter as AdapterLike;
+		// The adapters expect a moleculer-db service; they read only its schema, settings and logger.
+		this.adapter.init(opts.broker, { schema: { model: opts.model }, settings: {}, logger: opts.logger });
+	}
+
+	async connect(): Promise<void> {
+		await this.adapter.connect();
+		if (this.adapter.model) {
+			await this.adapter.model.createIndexes();
+			return;
+		}
+		for (const idx of this.entity.indexes ?? []) {
+			const names = Object.keys(idx.fields);
+			await this.adapter.db.ensureIndex({
+				fieldName: names.length === 1 ? names[0] : names,
+				unique: !!idx.unique,
+				sparse: !!idx.sparse,
+			});
+		}
+		// NeDB appends every write to its file; rewrite it now and then so it does not grow forever.
+		if (this.opts.persistent) this.adapter.db.setAutocompactionInterval(10 * 60_000);
+	}
+
+	async disconnect(): Promise<void> {
+		if (this.adapter.db && !this.adapter.model && this.opts.persistent) {
+			this.adapter.db.stopAutocompaction();
+			await this.adapter.db.compactDatafileAsync();
+		}
+		await this.adapter.disconnect();
+	}
+
+	newId(): string {
+		return `${this.entity.idPrefix}_${crypto.randomBytes(12).toString("base64url")}`;
+	}
+
+	private plain(doc: unknown): T | null {
+		if (doc == null) return null;
+		const obj = this.adapter.entityToObject(doc);
+		obj._id = String(obj._id);
+		return obj as T;
+	}
+
+	/** Insert; `_id` is generated unless given. Throws a duplicate-key error on a unique index clash. */
+	async insert(doc: Omit<T, "_id"> & { _id?: string }): Promise<T> {
+		const withId = { ...doc, _id: doc._id ?? this.newId() };
+		return this.plain(await this.adapter.insert(withId))!;
+	}
+
+	async findById(id: string): Promise<T | null> {
+		return this.plain(await this.adapter.findById(id));
+	}
+
+	async findOne(query: Record<string, unknown>): Promise<T | null> {
+		return this.plain(await this.adapter.findOne(query));
+	}
+
+	async find(params: FindParams = {}): Promise<T[]> {
+		const docs = await this.adapter.find(params);
+		return docs.map(d => this.plain(d)!);
+	}
+
+	count(query: Record<string, unknown> = {}): Promise<number> {
+		return this.adapter.count({ query });
+	}
+
+	/** Conditional update (compare-and-set): the number of documents that matched `query` and were changed. */
+	async updateWhere(query: Record<string, unknown>, update: Record<string, unknown>): Promise<number> {
+		return Number(await this.adapter.updateMany(query, update)) || 0;
+	}
+
+	async updateById(id: string, update: Record<string, unknown>): Promise<T | null> {
+		return this.plain(await this.adapter.updateById(id, update));
+	}
+
+	async removeWhere(query: Record<string, unknown>): Promise<number> {
+		const res = (await this.adapter.removeMany(query)) as number | { deletedCount?: number };
+		return typeof res === "number" ? res : Number(res?.deletedCount ?? 0);
+	}
+
+	/** Test helper: empty the collection. */
+	async clear(): Promise<void> {
+		await this.adapter.clear();
+	}
+
+	static isDuplicateKeyError(err: unknown): boolean {
+		const e = err as { code?: number; errorType?: string } | undefined;
+		return e?.code === 11000 || e?.errorType === "uniqueViolated";
+	}
+}

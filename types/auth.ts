@@ -1,0 +1,25 @@
+export const ROLES = ["user", "merchant", "operator", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+export type AccessRule = "public" | "signedIn" | Role[];
+
+/** What the gateway puts in `ctx.meta.user`: a few fields, since meta travels with every nested call. */
+export interface AuthUser {
+	id: string;
+	roles: Role[];
+	merchantId?: string;
+	/** Session id the access token belongs to. */
+	sid: string;
+}
+
+/** `ctx.meta` of calls that came through the HTTP gateway. */
+export interface AppMeta {
+	user?: AuthUser | null;
+	/** Set by the gateway: the call came from the outside and access rules apply. */
+	viaGateway?: boolean;
+	requestId?: string;
+	clientIp?: string;
+	/** HTTP status the gateway should answer with (moleculer-web). */
+	$statusCode?: number;
+	$responseHeaders?: Record<string, string>;
+}

@@ -1,0 +1,23 @@
+/**
+ * Moleculer augmentations: access rules are declared on the action itself and
+ * enforced by `middlewares/access.middleware.ts` for every caller that comes
+ * through the HTTP edge, and by the gateway before it forwards a call.
+ */
+import "moleculer";
+import type { AccessRule } from "./auth";
+
+declare module "moleculer" {
+	interface ActionSchema {
+		/**
+		 * Who may call this action from the outside:
+		 * `"public"` anyone; `"signedIn"` any valid access token;
+		 * a list of roles: a token holding at least one of them.
+		 * Omitted on an action with `rest` means `"signedIn"` (secure by default).
+		 */
+		auth?: AccessRule;
+		/** OpenAPI: one-line summary of the route. */
+		summary?: string;
+		/** `"credentials"`: sign-up/sign-in routes, held to the stricter per-IP limit. */
+		rateLimit?: "credentials";
+	}
+}
