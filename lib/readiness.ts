@@ -35,6 +35,10 @@ export async function checkReadiness(broker: ServiceBroker, config: Config): Pro
 		}
 	};
 	const jobs: Promise<void>[] = [];
+	// Until every local service has started, this node cannot serve what it announces.
+	jobs.push(run("services", () => {
+		if (!(broker as unknown as { started: boolean }).started) throw new Error("services are still starting");
+	}));
 	if (config.transporter) {
 		jobs.push(run("transporter", () => {
 			if (!broker.transit?.connected) throw new Error("not connected to the transporter");

@@ -36,17 +36,18 @@ export function toErrorBody(err: any, requestId?: string): ErrorBody {
 	const code = Number(err?.code);
 	const type = typeof err?.type === "string" ? err.type : undefined;
 
-	if (type && UNAVAILABLE_TYPES.has(type)) {
+	// moleculer-web's own ServiceUnavailableError has no type.
+	if ((type && UNAVAILABLE_TYPES.has(type)) || (code === 503 && !type)) {
 		return {
 			name: "MoleculerRetryableError",
 			message: "Service temporarily unavailable, try again shortly",
 			code: 503,
 			type: ErrorTypes.SERVICE_UNAVAILABLE,
-			data: { reason: type, ...(requestId ? { requestId } : {}) },
+			data: { reason: type ?? "NO_ENDPOINT", ...(requestId ? { requestId } : {}) },
 		};
 	}
 	if (type === "VALIDATION_ERROR" || err?.name === "ValidationError") {
-		return { name: "ValidationError", message: err.message || "Invalid input", code: 422, type: ErrorTypes.VALIDATION_ERROR, data: err.data };
+		return { name: "ValidationError", message: err.message || "Invalid input", code: 422, type: ErrorTypes.VALIDATION_ERROR, data: fieldErrors(err.data) };
 	}
 	if (Number.isInteger(code) && code >= 400 && code < 500) {
 		const body: ErrorBody = { name: err.name || "MoleculerClientError", message: err.message, code, type: type ?? defaultType(code) };
@@ -65,6 +66,24 @@ export function toErrorBody(err: any, requestId?: string): ErrorBody {
 		type: ErrorTypes.INTERNAL_ERROR,
 		data: requestId ? { requestId } : undefined,
 	};
+}
+
+/**
+ * fastest-validator reports unknown fields as one `objectStrict` entry with the
+ * names in `actual`; the contract lists fields, so give each its own entry.
+ */
+function fieldErrors(data: unknown): unknown {
+	if (!Array.isArray(data)) return data;
+	return data.flatMap((e: any) => {
+		const { nodeID: _n, action: _a, ...entry } = e ?? {};
+		if (entry.type !== "objectStrict" || typeof entry.actual !== "string") return [entry];
+		const prefix = entry.field ? `${entry.field}.` : "";
+		return entry.actual.split(",").map((name: string) => ({
+			type: "objectStrict",
+			field: prefix + name.trim(),
+			message: `Unknown field '${prefix + name.trim()}'`,
+		}));
+	});
 }
 
 function defaultType(code: number): string {
