@@ -8,6 +8,7 @@ import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
 import { AccessMiddleware } from "./middlewares/access.middleware";
 import { StrictValidator } from "./lib/strict-validator";
+import { createRemoteTimeoutMiddleware } from "./middlewares/remote-timeout.middleware";
 
 export function createBrokerOptions(config: Config, overrides: Partial<BrokerOptions> = {}): BrokerOptions {
 	const role = config.services.length === 1 ? config.services[0] : config.transporter ? config.services.join("+") : "all";
@@ -62,7 +63,7 @@ export function createBrokerOptions(config: Config, overrides: Partial<BrokerOpt
 			? { enabled: true, exporter: config.tracingExporter as "Console", sampling: { rate: 1 } }
 			: { enabled: false },
 
-		middlewares: [AccessMiddleware],
+		middlewares: [AccessMiddleware, createRemoteTimeoutMiddleware()],
 		...overrides,
 	};
 }

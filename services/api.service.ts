@@ -179,12 +179,19 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			onError(this: This, req: Req, res: Res, err: any) {
 				const requestId = req.$ctx?.requestID ?? undefined;
 				const body = toErrorBody(err, requestId);
-				if (body.code >= 500) this.logger.error(`[${requestId}] ${req.method} ${req.url} → ${body.code}`, err);
+				if (body.code === 503) this.logger.warn(`[${requestId}] ${req.method} ${req.url} → 503 (${(body.data as any)?.reason})`);
+				else if (body.code >= 500) this.logger.error(`[${requestId}] ${req.method} ${req.url} → ${body.code}`, err);
 				const retryAfter = (err?.data as { retryAfter?: number } | undefined)?.retryAfter;
 				if (body.code === 429 && retryAfter) res.setHeader("Retry-After", String(retryAfter));
 				if (body.code === 503) res.setHeader("Retry-After", "1");
 				this.sendJson(req, res, body.code, body);
 			},
+		},
+
+		actions: {
+			// moleculer-web's entry action: failures behind it belong to the services it calls,
+			// whose own breakers count them; a breaker here would shut the whole gateway.
+			rest: { circuitBreaker: { enabled: false } } as any,
 		},
 
 		events: {
@@ -282,7 +289,9 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 		},
 
 		started(this: This) {
-			// Learn sessions revoked before this gateway started (their access tokens may still verify).
+			// With Redis the deny-list lives in the shared cacher. Without it, learn the sessions
+			// revoked before this gateway started (their access tokens may still verify).
+			if (config.redisUrl) return;
 			this.broker
 				.waitForServices("users", 30_000)
 				.then(() => this.broker.call<SessionRevokedEvent[]>("users.revokedSessions"))
