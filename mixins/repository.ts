@@ -101,7 +101,9 @@ export class Repository<T extends { _id: string }> {
 	}
 
 	async find(params: FindParams = {}): Promise<T[]> {
-		const docs = await this.adapter.find(params);
+		// Both adapters take the sort as a list of fields ("-n" = descending).
+		const sort = typeof params.sort === "string" ? params.sort.split(/[\s,]+/).filter(Boolean) : params.sort;
+		const docs = await this.adapter.find({ ...params, sort });
 		return docs.map(d => this.plain(d)!);
 	}
 
