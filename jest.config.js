@@ -1,9 +1,8 @@
 // Three suites: unit (pure logic), integration (whole platform in-process or as
 // child processes, no outside servers) and e2e (the real NATS, Redis and
 // Mosquitto of the machine). `npm test` runs the first two.
-const transform = {
-	"^.+\\.ts$": ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "commonjs" } }],
-};
+// ts-jest only transpiles (isolatedModules); `npm run typecheck` is the type check.
+const transform = { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] };
 const common = { transform, testEnvironment: "node", moduleFileExtensions: ["ts", "js", "json"] };
 
 module.exports = {

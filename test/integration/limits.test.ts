@@ -22,7 +22,7 @@ describe("rate limits per IP and per user", () => {
 
 	it("limits a signed-in user's requests across routes", async () => {
 		// Credentials budget is spent above, so sign up through the broker directly.
-		const session = await p.node.broker.call<any>("users.register", { phone: newPhone(), password: "limit-pass-123" });
+		const session = (await p.node.broker.call("users.register", { phone: newPhone(), password: "limit-pass-123" })) as { accessToken: string };
 		const statuses = [];
 		for (let i = 0; i < 6; i++) statuses.push((await p.api("GET", "/api/v1/me", undefined, { token: session.accessToken })).status);
 		expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);

@@ -1,0 +1,48 @@
+/**
+ * `npm run repl`: join the mesh as a node that hosts no services and open
+ * Moleculer's REPL (call actions, list nodes and services, emit events).
+ * Needs TRANSPORTER (and the NAMESPACE of the mesh, default `lockers`).
+ */
+import { ServiceBroker } from "moleculer";
+import { ConfigError, loadConfig } from "../config";
+import { createBrokerOptions } from "../moleculer.config";
+
+async function main() {
+	let config;
+	try {
+		config = loadConfig({ ...process.env, SERVICES: "api", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", METRICS: "false" });
+	} catch (err) {
+		if (err instanceof ConfigError) {
+			console.error(err.message);
+			process.exit(78);
+		}
+		throw err;
+	}
+	if (!config.transporter) {
+		console.error("npm run repl joins a running mesh: set TRANSPORTER (e.g. nats://127.0.0.1:4222)");
+		process.exit(2);
+	}
+	const broker = new ServiceBroker({
+		...createBrokerOptions(config),
+		nodeID: `repl-${process.pid}`,
+		replOptions: {
+			customCommands: [
+				{
+					command: "whoami <userId>",
+					description: "Show a user account by id",
+					async action(b: ServiceBroker, args: any) {
+						// moleculer-repl passes the named arguments as properties.
+						console.log(await b.call("users.get", { id: args.userId }));
+					},
+				},
+			],
+		},
+	});
+	await broker.start();
+	await broker.repl();
+}
+
+main().catch(err => {
+	console.error(err);
+	process.exit(1);
+});
