@@ -7,6 +7,7 @@
  * of an older generation that still verifies is proof of reuse (it was
  * stolen or replayed) and the whole session is revoked.
  */
+import crypto from "node:crypto";
 import jwt from "jsonwebtoken";
 import type { AuthUser, Role } from "../../types/auth";
 
@@ -37,12 +38,21 @@ export type TokenError = "expired" | "invalid";
 export type VerifyResult<T> = { ok: true; claims: T & { exp: number; iat: number } } | { ok: false; error: TokenError };
 
 export class TokenService {
-	constructor(private readonly cfg: TokenConfig) {}
+	/**
+	 * The HMAC key as a KeyObject, built once: given a plain string, jsonwebtoken first
+	 * tries to parse it as a public key (and throws) on every call — a quarter of the
+	 * gateway's CPU per request in the benchmark.
+	 */
+	private readonly key: crypto.KeyObject;
+
+	constructor(private readonly cfg: TokenConfig) {
+		this.key = crypto.createSecretKey(Buffer.from(cfg.jwtSecret, "utf8"));
+	}
 
 	issueAccess(user: AuthUser): { token: string; expiresIn: number } {
 		const claims: AccessClaims = { sub: user.id, sid: user.sid, roles: user.roles, typ: "access" };
 		if (user.merchantId) claims.mid = user.merchantId;
-		const token = jwt.sign(claims, this.cfg.jwtSecret, {
+		const token = jwt.sign(claims, this.key, {
 			algorithm: "HS256",
 			expiresIn: this.cfg.accessTtlSec,
 			issuer: this.cfg.issuer,
@@ -52,7 +62,7 @@ export class TokenService {
 
 	issueRefresh(userId: string, sid: string, gen: number): string {
 		const claims: RefreshClaims = { sub: userId, sid, gen, typ: "refresh" };
-		return jwt.sign(claims, this.cfg.jwtSecret, {
+		return jwt.sign(claims, this.key, {
 			algorithm: "HS256",
 			expiresIn: this.cfg.refreshTtlSec,
 			issuer: this.cfg.issuer,
@@ -76,7 +86,7 @@ export class TokenService {
 
 	private verify<T extends { typ: string }>(token: string, typ: T["typ"]): VerifyResult<T> {
 		try {
-			const claims = jwt.verify(token, this.cfg.jwtSecret, {
+			const claims = jwt.verify(token, this.key, {
 				algorithms: ["HS256"],
 				issuer: this.cfg.issuer,
 			}) as T & { exp: number; iat: number };
