@@ -5,6 +5,7 @@
  * each operation is one atomic Lua call.
  */
 import type { Redis } from "ioredis";
+import { createRedis } from "./redis";
 
 export interface CounterState {
 	/** Hits inside the current window. */
@@ -103,4 +104,14 @@ export class RedisCounterStore implements CounterStore {
 	async clear(key: string): Promise<void> {
 		await this.redis.del(this.prefix + key);
 	}
+}
+
+/**
+ * The store a service should count in: Redis when `redisUrl` is set (shared by
+ * every replica), else memory. `close` releases the Redis connection.
+ */
+export function createCounterStore(opts: { redisUrl?: string; namespace: string }, clientName: string): { store: CounterStore; close: () => Promise<unknown> } {
+	if (!opts.redisUrl) return { store: new MemoryCounterStore(), close: async () => undefined };
+	const redis = createRedis(opts.redisUrl, clientName);
+	return { store: new RedisCounterStore(redis, `${opts.namespace}:`), close: () => redis.quit() };
 }

@@ -11,8 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { Config } from "../config";
-import { MemoryCounterStore, RedisCounterStore, type CounterStore } from "../lib/counters";
-import { createRedis } from "../lib/redis";
+import { createCounterStore } from "../lib/counters";
 import { checkReadiness } from "../lib/readiness";
 import { checkAccess } from "../middlewares/access";
 import type { AppMeta, AuthUser } from "../types/auth";
@@ -26,7 +25,7 @@ import { toErrorBody } from "./api/errors";
 
 export const API_PREFIX = "/api/v1";
 
-type Req = IncomingMessage & { $ctx?: Context<unknown, AppMeta>; $alias?: { action?: string }; $route?: unknown };
+type Req = IncomingMessage & { $ctx?: Context<unknown, AppMeta>; $alias?: { action?: string }; $route?: unknown; $routeDef?: RouteDef };
 type Res = ServerResponse;
 
 interface Methods {
@@ -42,7 +41,7 @@ interface Methods {
 interface Vars {
 	tokens: TokenService;
 	limiter: RateLimiter;
-	closeLimiter?: () => Promise<unknown>;
+	closeLimiter: () => Promise<unknown>;
 	routeByAction: Map<string, RouteDef>;
 	openapi: unknown;
 	/** sid → until (ms): sessions whose access tokens are refused. */
@@ -118,6 +117,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 						ctx.meta.clientIp = ip;
 						await this.applyLimit(res, `ip:${ip}`, config.rateLimit.ipPerWindow, "requests from your address");
 						const def = req.$alias?.action ? this.routeByAction.get(req.$alias.action) : undefined;
+						req.$routeDef = def; // read again by authorize()
 						if (def?.rateLimit === "credentials") {
 							await this.applyLimit(res, `cred:${ip}`, config.rateLimit.authPerWindow, "sign-in attempts from your address");
 						}
@@ -237,8 +237,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			},
 
 			async authorize(this: This, ctx: Context<unknown, AppMeta>, _route: unknown, req: Req, res: Res): Promise<void> {
-				const def = req.$alias?.action ? this.routeByAction.get(req.$alias.action) : undefined;
-				const denied = checkAccess(def?.auth, ctx.meta.user);
+				const denied = checkAccess(req.$routeDef?.auth, ctx.meta.user);
 				if (denied) throw denied;
 				if (ctx.meta.user) {
 					await this.applyLimit(res, `user:${ctx.meta.user.id}`, config.rateLimit.userPerWindow, "requests for your account");
@@ -277,14 +276,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			this.routeByAction = new Map(routes.map(r => [r.action, r]));
 			this.openapi = buildOpenApi(routes, { prefix: API_PREFIX, title: "Locker platform API", version: "1" });
 			this.revoked = new Map();
-			let store: CounterStore;
-			if (config.redisUrl) {
-				const redis = createRedis(config.redisUrl, "api-ratelimit");
-				store = new RedisCounterStore(redis, `${config.namespace}:`);
-				this.closeLimiter = () => redis.quit();
-			} else {
-				store = new MemoryCounterStore();
-			}
+			const { store, close } = createCounterStore(config, "api-ratelimit");
+			this.closeLimiter = close;
 			this.limiter = new RateLimiter(store);
 		},
 
@@ -300,7 +293,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 		},
 
 		async stopped(this: This) {
-			await this.closeLimiter?.();
+			await this.closeLimiter();
 		},
 	};
 }

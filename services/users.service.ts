@@ -13,8 +13,7 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../config";
 import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
-import { MemoryCounterStore, RedisCounterStore, type CounterStore } from "../lib/counters";
-import { createRedis } from "../lib/redis";
+import { createCounterStore } from "../lib/counters";
 import { ROLES, type AppMeta, type AuthUser, type Role } from "../types/auth";
 import { ErrorTypes, conflict, invalid, notFound, rateLimited, unauthorized } from "../types/errors";
 import { TokenService } from "./users/tokens";
@@ -128,8 +127,7 @@ interface Vars {
 	repos: { users: Repository<UserDoc>; sessions: Repository<SessionDoc> };
 	tokens: TokenService;
 	throttle: LoginThrottle;
-	counterStore: CounterStore;
-	closeCounters?: () => Promise<unknown>;
+	closeCounters: () => Promise<unknown>;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -421,14 +419,9 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 
 		created(this: This) {
 			this.tokens = new TokenService(config.auth);
-			if (config.redisUrl) {
-				const redis = createRedis(config.redisUrl, "users-throttle");
-				this.counterStore = new RedisCounterStore(redis, `${config.namespace}:`);
-				this.closeCounters = () => redis.quit();
-			} else {
-				this.counterStore = new MemoryCounterStore();
-			}
-			this.throttle = new LoginThrottle(this.counterStore, config.loginThrottle);
+			const { store, close } = createCounterStore(config, "users-throttle");
+			this.closeCounters = close;
+			this.throttle = new LoginThrottle(store, config.loginThrottle);
 		},
 
 		async started(this: This) {
@@ -436,7 +429,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 		},
 
 		async stopped(this: This) {
-			await this.closeCounters?.();
+			await this.closeCounters();
 		},
 	};
 }

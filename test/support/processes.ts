@@ -3,8 +3,9 @@
  * `npm start` runs it), for restart, mesh and failover tests.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
+
+export { freePort } from "../../tools/bench/procs";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -41,17 +42,6 @@ export function spawnNode(name: string, env: Record<string, string>): NodeProces
 			await exited;
 		},
 	};
-}
-
-export async function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const srv = net.createServer();
-		srv.once("error", reject);
-		srv.listen(0, "127.0.0.1", () => {
-			const port = (srv.address() as net.AddressInfo).port;
-			srv.close(() => resolve(port));
-		});
-	});
 }
 
 /** Re-check `probe` until it returns a value (not undefined) or the deadline passes. */
