@@ -7,6 +7,7 @@ import { ServiceBroker } from "moleculer";
 import { ConfigError, loadConfig, type Config } from "./config";
 import { createBrokerOptions } from "./moleculer.config";
 import { createServiceSchemas, type SchemaOptions } from "./services";
+import { leanMetrics } from "./lib/lean-metrics";
 import { checkReadiness } from "./lib/readiness";
 
 export interface StartedNode {
@@ -16,6 +17,7 @@ export interface StartedNode {
 
 export async function startNode(config: Config, opts: SchemaOptions & { brokerOverrides?: Record<string, unknown> } = {}): Promise<StartedNode> {
 	const broker = new ServiceBroker(createBrokerOptions(config, opts.brokerOverrides));
+	leanMetrics(broker);
 	for (const schema of createServiceSchemas(config, config.services, opts)) broker.createService(schema);
 	await broker.start();
 

@@ -45,7 +45,18 @@ export class TokenService {
 	 */
 	private readonly key: crypto.KeyObject;
 
-	constructor(private readonly cfg: TokenConfig) {
+	/**
+	 * Access tokens that already verified, so a client's next requests skip the HMAC and
+	 * JSON decoding (about a tenth of the gateway's CPU per request). Only a token string
+	 * that verified is ever a key, so a forged one never hits; expiry is checked on every
+	 * hit; revocation is the caller's separate check. Bounded: oldest entries go first.
+	 */
+	private readonly verifiedAccess = new Map<string, AccessClaims & { exp: number; iat: number }>();
+
+	constructor(
+		private readonly cfg: TokenConfig,
+		private readonly verifiedCacheSize = 10_000,
+	) {
 		this.key = crypto.createSecretKey(Buffer.from(cfg.jwtSecret, "utf8"));
 	}
 
@@ -70,7 +81,20 @@ export class TokenService {
 	}
 
 	verifyAccess(token: string): VerifyResult<AccessClaims> {
-		return this.verify<AccessClaims>(token, "access");
+		const cached = this.verifiedAccess.get(token);
+		if (cached) {
+			if (cached.exp * 1000 > Date.now()) return { ok: true, claims: cached };
+			this.verifiedAccess.delete(token);
+			return { ok: false, error: "expired" };
+		}
+		const result = this.verify<AccessClaims>(token, "access");
+		if (result.ok && this.verifiedCacheSize > 0) {
+			if (this.verifiedAccess.size >= this.verifiedCacheSize) {
+				this.verifiedAccess.delete(this.verifiedAccess.keys().next().value as string);
+			}
+			this.verifiedAccess.set(token, result.claims);
+		}
+		return result;
 	}
 
 	verifyRefresh(token: string): VerifyResult<RefreshClaims> {

@@ -37,6 +37,21 @@ describe("TokenService", () => {
 		expect(tokens.verifyRefresh(token)).toEqual({ ok: false, error: "expired" });
 	});
 
+	it("verifies a token's signature once, then answers from its bounded cache", () => {
+		const small = new TokenService(cfg, 2);
+		const [a, b, c] = [1, 2, 3].map(i => small.issueAccess({ ...user, sid: `ses_${i}` }).token);
+		const verify = jest.spyOn(jwt, "verify");
+		try {
+			for (const t of [a, a, b, b]) expect(small.verifyAccess(t).ok).toBe(true);
+			expect(verify).toHaveBeenCalledTimes(2);
+			expect(small.verifyAccess(c).ok).toBe(true); // evicts a, the oldest
+			expect(small.verifyAccess(a).ok).toBe(true);
+			expect(verify).toHaveBeenCalledTimes(4);
+		} finally {
+			verify.mockRestore();
+		}
+	});
+
 	it("never accepts one kind of token as the other", () => {
 		const access = tokens.issueAccess(user).token;
 		const refresh = tokens.issueRefresh("usr_1", "ses_1", 1);
