@@ -7,7 +7,7 @@
  */
 import path from "node:path";
 
-export const ALL_SERVICES = ["api", "users"] as const;
+export const ALL_SERVICES = ["api", "users", "merchants", "geo"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";

@@ -72,12 +72,17 @@ export function mongooseModelOf(entity: EntityDefinition): mongoose.Model<any> {
 }
 
 
+/** The NeDB file of an entity in embedded mode. */
+export function nedbFilename(entity: EntityDefinition, dataDir: string): string {
+	return path.join(dataDir, `${entity.collection}.db`);
+}
+
 /** The adapter for one entity, chosen from configuration. */
 export function createAdapter(entity: EntityDefinition, db: DbConfig): unknown {
 	if (db.mongoUri) return new MongooseAdapter(db.mongoUri, { serverSelectionTimeoutMS: 5000 });
 	if (db.dataDir === null) return new DbService.MemoryAdapter({ inMemoryOnly: true });
 	fs.mkdirSync(db.dataDir, { recursive: true });
-	return new DbService.MemoryAdapter({ filename: path.join(db.dataDir, `${entity.collection}.db`) });
+	return new DbService.MemoryAdapter({ filename: nedbFilename(entity, db.dataDir) });
 }
 
 export interface DbMixinThis<E extends string> {

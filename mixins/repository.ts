@@ -24,6 +24,7 @@ interface AdapterLike {
 	disconnect(): Promise<void>;
 	entityToObject(doc: unknown): any;
 	insert(doc: unknown): Promise<unknown>;
+	insertMany(docs: unknown[]): Promise<unknown>;
 	findById(id: string): Promise<unknown>;
 	findOne(query: unknown): Promise<unknown>;
 	find(params: FindParams): Promise<unknown[]>;
@@ -79,9 +80,10 @@ export class Repository<T extends { _id: string }> {
 		return `${this.entity.idPrefix}_${crypto.randomBytes(12).toString("base64url")}`;
 	}
 
-	private plain(doc: unknown): T | null {
+	/** The mongoose adapter's `entityToObject` answers with a promise, NeDB's with the object itself. */
+	private async plain(doc: unknown): Promise<T | null> {
 		if (doc == null) return null;
-		const obj = this.adapter.entityToObject(doc);
+		const obj = await this.adapter.entityToObject(doc);
 		obj._id = String(obj._id);
 		return obj as T;
 	}
@@ -89,7 +91,24 @@ export class Repository<T extends { _id: string }> {
 	/** Insert; `_id` is generated unless given. Throws a duplicate-key error on a unique index clash. */
 	async insert(doc: Omit<T, "_id"> & { _id?: string }): Promise<T> {
 		const withId = { ...doc, _id: doc._id ?? this.newId() };
-		return this.plain(await this.adapter.insert(withId))!;
+		return (await this.plain(await this.adapter.insert(withId)))!;
+	}
+
+	/**
+	 * Insert a batch in one write (NeDB: one append to the file; Mongo: one
+	 * `insertMany` bulk write); `_id`s are generated where not given. Returns
+	 * how many were stored. A unique index clash throws a duplicate-key error;
+	 * NeDB then stores none of the batch, Mongo (ordered) keeps the documents
+	 * before the clashing one.
+	 */
+	async insertMany(docs: (Omit<T, "_id"> & { _id?: string })[]): Promise<number> {
+		if (!docs.length) return 0;
+		const withIds = docs.map(doc => ({ ...doc, _id: doc._id ?? this.newId() }));
+		// The mongoose adapter's own insertMany is `Model.create`, one round trip per document.
+		const res = this.adapter.model
+			? await this.adapter.model.insertMany(withIds, { ordered: true })
+			: await this.adapter.insertMany(withIds);
+		return Array.isArray(res) ? res.length : withIds.length;
 	}
 
 	async findById(id: string): Promise<T | null> {
@@ -104,7 +123,7 @@ export class Repository<T extends { _id: string }> {
 		// Both adapters take the sort as a list of fields ("-n" = descending).
 		const sort = typeof params.sort === "string" ? params.sort.split(/[\s,]+/).filter(Boolean) : params.sort;
 		const docs = await this.adapter.find({ ...params, sort });
-		return docs.map(d => this.plain(d)!);
+		return Promise.all(docs.map(async d => (await this.plain(d))!));
 	}
 
 	count(query: Record<string, unknown> = {}): Promise<number> {
@@ -131,7 +150,7 @@ export class Repository<T extends { _id: string }> {
 	}
 
 	static isDuplicateKeyError(err: unknown): boolean {
-		const e = err as { code?: number; errorType?: string } | undefined;
-		return e?.code === 11000 || e?.errorType === "uniqueViolated";
+		const e = err as { code?: number; errorType?: string; writeErrors?: { code?: number }[] } | undefined;
+		return e?.code === 11000 || e?.errorType === "uniqueViolated" || e?.writeErrors?.[0]?.code === 11000;
 	}
 }

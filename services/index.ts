@@ -6,6 +6,8 @@ import type { ServiceSchema } from "moleculer";
 import type { Config, ServiceName } from "../config";
 import { createApiService } from "./api.service";
 import { createUsersService } from "./users.service";
+import { createMerchantsService } from "./merchants.service";
+import { createGeoService } from "./geo.service";
 
 export interface SchemaOptions {
 	/** Override the data directory (`null` = in-memory NeDB, for tests). */
@@ -16,6 +18,8 @@ export interface SchemaOptions {
 export function createDomainSchemas(config: Config, opts: SchemaOptions = {}): Partial<Record<ServiceName, ServiceSchema<any, any, any>>> {
 	return {
 		users: createUsersService(config, opts),
+		merchants: createMerchantsService(config, opts),
+		geo: createGeoService(config),
 	};
 }
 

@@ -53,5 +53,22 @@ export function collectRoutes(schemas: Partial<ServiceSchema>[]): RouteDef[] {
 			});
 		}
 	}
-	return routes;
+	// moleculer-web tries aliases in order: `/points/nearby` must come before `/points/:id`.
+	return routes.sort(bySpecificity);
+}
+
+/**
+ * A total order in which, wherever two paths overlap, a literal segment comes before a
+ * parameter (segment by segment: literals first, then alphabetically; shorter paths first).
+ */
+export function bySpecificity(a: { path: string }, b: { path: string }): number {
+	const sa = a.path.split("/");
+	const sb = b.path.split("/");
+	for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+		const pa = sa[i].startsWith(":");
+		const pb = sb[i].startsWith(":");
+		if (pa !== pb) return pa ? 1 : -1;
+		if (!pa && sa[i] !== sb[i]) return sa[i] < sb[i] ? -1 : 1;
+	}
+	return sa.length - sb.length;
 }

@@ -101,6 +101,23 @@ describe.each(variants)("storage contract: %s", (name, db) => {
 		expect(await repo.count()).toBe(3);
 	});
 
+	run("inserts a batch with given and generated ids, and reports a unique clash as a duplicate key", async () => {
+		await repo.clear();
+		expect(await repo.insertMany([])).toBe(0);
+		const batch = Array.from({ length: 250 }, (_, i) => ({ name: `b${i}`, n: i, ...(i < 2 ? { _id: `thg_given${i}` } : {}) }));
+		expect(await repo.insertMany(batch)).toBe(250);
+		expect(await repo.count()).toBe(250);
+		expect(await repo.findById("thg_given1")).toEqual({ _id: "thg_given1", name: "b1", n: 1 });
+		const generated = await repo.findOne({ name: "b249" });
+		expect(generated?._id).toMatch(/^thg_[A-Za-z0-9_-]{16}$/);
+		expect((await repo.find({ query: { n: { $gte: 247 } }, sort: "n" })).map(t => t.name)).toEqual(["b247", "b248", "b249"]);
+
+		await repo.insert({ code: "DUP", name: "first", n: 1000 });
+		await expectDuplicate(repo.insertMany([{ code: "DUP", name: "again", n: 1001 }]));
+		await expectDuplicate(repo.insertMany([{ _id: "thg_given0", name: "same id", n: 1002 }]));
+		expect(await repo.count({ n: { $gte: 1001 } })).toBe(0);
+	});
+
 	run("conditional updates report how many changed (compare-and-set)", async () => {
 		const t = await repo.insert({ name: "cas", n: 1, state: null });
 		expect(await repo.updateWhere({ _id: t._id, n: 1, state: null }, { $set: { n: 2, state: "taken" } })).toBe(1);

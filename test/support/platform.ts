@@ -55,6 +55,7 @@ export async function startTestPlatform(env: Record<string, string> = {}): Promi
 		ADMIN_USERNAME: ADMIN.username,
 		ADMIN_PASSWORD: ADMIN.password,
 		METRICS_PORT: "0",
+		DEMO_SEED: "false",
 		...env,
 	});
 	const node = await startNode(config, { dataDir: null });

@@ -1,0 +1,232 @@
+/**
+ * geo: finding a storage point. A read model — every replica holds all active
+ * points in memory (H3 index, city lists, city cell counts), built at start
+ * from the catalog (`merchants.pointsPage`) and kept current from the catalog's
+ * broadcast events. Until door actors report, a point's availability is its
+ * enabled doors.
+ *
+ * Nearby answers go through the Moleculer cacher (Redis when configured) with
+ * normalised keys (see geo/nearby-cache.ts); every change cleans the keys of
+ * the region it touches, on every replica after it applied the change, so a
+ * replica that answered from its older state removes that entry itself.
+ */
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Config } from "../config";
+import type { AppMeta } from "../types/auth";
+import { notFound, serviceUnavailable } from "../types/errors";
+import { SIZES, type PointView, type Size } from "./merchants/model";
+import type { PointChangedEvent } from "./merchants.service";
+import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
+import { chooseResolution } from "./geo/point-index";
+import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type MapRes, type PointRow } from "./geo/read-model";
+
+export interface NearbyParams { lat: number; lng: number; radius: number; size?: Size; limit: number }
+export interface SearchParams { q: string; city?: string; page: number; pageSize: number }
+
+const SNAPSHOT_PAGE = 2000;
+const CACHE_TTL_SEC = 300;
+const NEARBY_CACHE_METRIC = "geo.nearby.cache";
+
+const pageParams = {
+	page: { type: "number", integer: true, min: 1, max: 100_000, optional: true, convert: true, default: 1 },
+	pageSize: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
+};
+
+interface Settings extends ServiceSettingSchema {
+	rest: string;
+}
+
+interface Methods {
+	model(): GeoReadModel;
+	loadSnapshot(): Promise<void>;
+	applyPoint(p: PointView): Promise<void>;
+	countCache(result: "hit" | "miss"): void;
+	page<T>(rows: T[], page: number, pageSize: number): { rows: T[]; total: number; page: number; pageSize: number };
+	ensureCity(code: string): void;
+}
+
+interface Vars {
+	read?: GeoReadModel;
+	/** Events that arrived while the snapshot was loading, applied after it (by version). */
+	pending: Map<string, PointView>;
+	cities: Set<string>;
+	cacheStats: { hits: number; misses: number };
+}
+
+type This = Vars & Methods & { broker: Context["broker"]; logger: any };
+
+export function createGeoService(_config: Config): ServiceSchema<Settings, Methods, Vars> {
+	return {
+		name: "geo",
+		settings: { rest: "" },
+		dependencies: ["merchants"],
+
+		actions: {
+			nearby: {
+				rest: "GET /points/nearby",
+				auth: "public",
+				summary: "Active points near a place, nearest first (only those with a free door of `size` when given)",
+				params: {
+					lat: { type: "number", min: -90, max: 90, convert: true },
+					lng: { type: "number", min: -180, max: 180, convert: true },
+					radius: { type: "number", integer: true, min: 1, max: 50_000, optional: true, convert: true, default: 2000 },
+					size: { type: "enum", values: [...SIZES], optional: true },
+					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
+				},
+				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<{ rows: PointRow[] }> {
+					const { lat, lng, radius, size, limit } = ctx.params;
+					const model = this.model();
+					const key = nearbyKey(lat, lng, radius, size, limit);
+					const cacher = this.broker.cacher;
+					let candidates = cacher ? ((await cacher.get(key.key)) as PointRow[] | null) : null;
+					this.countCache(candidates ? "hit" : "miss");
+					if (!candidates) {
+						const hits = candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size));
+						candidates = hits.map(h => toRow(h.point));
+						// Stored right away (no await in between), so a clean issued after this replica
+						// applies a later change always comes after this write.
+						void cacher?.set(key.key, candidates, CACHE_TTL_SEC);
+					}
+					return { rows: answerFrom(candidates, lat, lng, radius, limit).map(h => ({ ...h.point, distance: Math.round(h.distance) })) };
+				},
+			},
+
+			search: {
+				rest: "GET /points/search",
+				auth: "public",
+				summary: "Active points whose name or address contains q (any script, case-insensitive)",
+				params: { q: { type: "string", min: 1, max: 50, trim: true }, city: { type: "string", min: 2, max: 8, optional: true }, ...pageParams },
+				async handler(this: This, ctx: Context<SearchParams>) {
+					const { q, city, page, pageSize } = ctx.params;
+					if (city) this.ensureCity(city);
+					return this.page(this.model().search(q, city).map(e => toRow(e)), page, pageSize);
+				},
+			},
+
+			cityPoints: {
+				rest: "GET /cities/:code/points",
+				auth: "public",
+				summary: "Every active point of a city (the city switch), by name, a page at a time",
+				params: { code: { type: "string", min: 2, max: 8 }, ...pageParams },
+				async handler(this: This, ctx: Context<{ code: string; page: number; pageSize: number }>) {
+					this.ensureCity(ctx.params.code);
+					return this.page(this.model().cityPoints(ctx.params.code).map(e => toRow(e)), ctx.params.page, ctx.params.pageSize);
+				},
+			},
+
+			cityMap: {
+				rest: "GET /cities/:code/map",
+				auth: "public",
+				summary: "H3 distribution of a city: points and free doors per cell at resolution res (5–9)",
+				params: {
+					code: { type: "string", min: 2, max: 8 },
+					res: { type: "number", integer: true, min: 5, max: 9, optional: true, convert: true, default: 7 },
+				},
+				cache: { keys: ["code", "res"], ttl: CACHE_TTL_SEC },
+				async handler(this: This, ctx: Context<{ code: string; res: MapRes }>): Promise<{ res: number; cells: MapCell[] }> {
+					this.ensureCity(ctx.params.code);
+					return { res: ctx.params.res, cells: this.model().cityMap(ctx.params.code, ctx.params.res) };
+				},
+			},
+
+			/** Internal: size of the index and the nearby cache's hit rate on this replica. */
+			stats: {
+				visibility: "public",
+				params: {},
+				handler(this: This) {
+					const { hits, misses } = this.cacheStats;
+					return {
+						ready: !!this.read, points: this.read?.size ?? 0, resolution: this.read?.index.res ?? null,
+						cells: this.read?.index.cellCount ?? 0, cache: { hits, misses, hitRate: hits + misses ? hits / (hits + misses) : 0 },
+					};
+				},
+			},
+		},
+
+		events: {
+			"merchants.point.created": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			"merchants.point.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			"merchants.cabinet.registered": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			"merchants.door.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			"merchants.city.created": {
+				handler(this: This, ctx: Context<{ city: { code: string } }>) {
+					this.cities.add(ctx.params.city.code);
+				},
+			},
+		},
+
+		methods: {
+			model(this: This): GeoReadModel {
+				if (!this.read) throw serviceUnavailable("The geo index is still loading", { retryAfter: 1 });
+				return this.read;
+			},
+
+			async loadSnapshot(this: This) {
+				const started = Date.now();
+				for (const c of await this.broker.call<{ code: string }[]>("merchants.cities")) this.cities.add(c.code);
+				const all: PointView[] = [];
+				for (let after: string | undefined; ; ) {
+					const page: PointView[] = await this.broker.call("merchants.pointsPage", { after, limit: SNAPSHOT_PAGE }, { timeout: 60_000 });
+					all.push(...page);
+					if (page.length < SNAPSHOT_PAGE) break;
+					after = page[page.length - 1].id;
+				}
+				const active = all.filter(p => p.status === "active");
+				const read = new GeoReadModel(chooseResolution(active));
+				for (const p of all) read.apply(p);
+				for (const p of this.pending.values()) read.apply(p);
+				this.pending.clear();
+				this.read = read;
+				this.logger.info(`Geo index ready: ${read.size} active points at H3 resolution ${read.index.res} (${read.index.cellCount} cells) in ${Date.now() - started} ms`);
+			},
+
+			async applyPoint(this: This, p: PointView) {
+				if (!this.read) {
+					const known = this.pending.get(p.id);
+					if (!known || known.version < p.version) this.pending.set(p.id, p);
+					return;
+				}
+				const change = this.read.apply(p);
+				if (!change) return;
+				const cacher = this.broker.cacher;
+				if (!cacher) return;
+				const places = [change.before, change.after].filter((e): e is GeoEntry => !!e);
+				const prefixes = new Set(places.flatMap(e => stalePrefixes(e.lat, e.lng)));
+				const cities = new Set(places.map(e => e.cityCode));
+				await Promise.all([
+					...[...prefixes].map(prefix => cacher.clean(`${prefix}*`)),
+					...[...cities].map(city => cacher.clean(`geo.cityMap:${city}|*`)),
+				]);
+			},
+
+			countCache(this: This, result: "hit" | "miss") {
+				if (result === "hit") this.cacheStats.hits++;
+				else this.cacheStats.misses++;
+				if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(NEARBY_CACHE_METRIC, { result });
+			},
+
+			page<T>(rows: T[], page: number, pageSize: number) {
+				return { rows: rows.slice((page - 1) * pageSize, page * pageSize), total: rows.length, page, pageSize };
+			},
+
+			ensureCity(this: This, code: string) {
+				if (!this.cities.has(code)) throw notFound("City", { code });
+			},
+		},
+
+		created(this: This) {
+			this.pending = new Map();
+			this.cities = new Set();
+			this.cacheStats = { hits: 0, misses: 0 };
+			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(NEARBY_CACHE_METRIC)) {
+				this.broker.metrics.register({ name: NEARBY_CACHE_METRIC, type: "counter", labelNames: ["result"], description: "Nearby answers from the cache (hit) or computed (miss)" });
+			}
+		},
+
+		async started(this: This) {
+			await this.loadSnapshot();
+		},
+	};
+}
+
+export { MAP_RESOLUTIONS };

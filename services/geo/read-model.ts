@@ -1,0 +1,160 @@
+/**
+ * The geo read model — pure, no broker: every active point in an H3 index for
+ * nearby search, per-city lists for the city switch and text search, and
+ * per-city H3 cell counts at resolutions 5–9 for the distribution map, all
+ * kept current one point at a time (versions make replays and late events
+ * harmless).
+ */
+import * as h3 from "h3-js";
+import type { PointView, Pricing, SizeCounts } from "../merchants/model";
+import { PointIndex, type NearbyHit } from "./point-index";
+
+export const MAP_RESOLUTIONS = [5, 6, 7, 8, 9] as const;
+export type MapRes = (typeof MAP_RESOLUTIONS)[number];
+
+export interface GeoEntry {
+	id: string;
+	cityCode: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	pricing: Pricing;
+	available: SizeCounts;
+	version: number;
+	/** Cells at MAP_RESOLUTIONS, in that order. */
+	cells: string[];
+	/** Name and address, NFKC-normalised and lower-cased, for substring search. */
+	text: string;
+}
+
+export interface PointRow {
+	id: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	distance?: number;
+	available: SizeCounts;
+	pricing: Pricing;
+}
+
+export interface MapCell {
+	h3: string;
+	points: number;
+	availableDoors: number;
+}
+
+export const normalizeText = (s: string) => s.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+
+const doorsFree = (a: SizeCounts) => a.S + a.M + a.L;
+
+export function toRow(e: GeoEntry, distance?: number): PointRow {
+	const row: PointRow = { id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available, pricing: e.pricing };
+	if (distance !== undefined) row.distance = Math.round(distance);
+	return row;
+}
+
+export class GeoReadModel {
+	readonly index: PointIndex<GeoEntry>;
+	/** Every version seen per point id, also of points that are not active (so a late event cannot resurrect one). */
+	private readonly versions = new Map<string, number>();
+	private readonly byCity = new Map<string, Map<string, GeoEntry>>();
+	/** city → one map per resolution of MAP_RESOLUTIONS: cell → counts. */
+	private readonly cellCounts = new Map<string, Map<string, MapCell>[]>();
+
+	constructor(res: number) {
+		this.index = new PointIndex<GeoEntry>(res);
+	}
+
+	get size(): number {
+		return this.index.size;
+	}
+
+	get(id: string): GeoEntry | undefined {
+		return this.index.get(id);
+	}
+
+	/**
+	 * Applies a point as the catalog now has it. Returns the entries that changed
+	 * (before and after, either may be missing), or null when the event was older
+	 * than what the model has.
+	 */
+	apply(p: PointView): { before?: GeoEntry; after?: GeoEntry } | null {
+		const seen = this.versions.get(p.id);
+		if (seen !== undefined && seen >= p.version) return null;
+		this.versions.set(p.id, p.version);
+		const before = this.index.get(p.id);
+		if (before) this.detach(before);
+		if (p.status !== "active") return { before };
+		const after: GeoEntry = {
+			id: p.id, cityCode: p.cityCode, name: p.name, address: p.address, lat: p.lat, lng: p.lng,
+			pricing: p.pricing, available: { ...p.available }, version: p.version,
+			cells: MAP_RESOLUTIONS.map(r => h3.latLngToCell(p.lat, p.lng, r)),
+			text: normalizeText(`${p.name} ${p.address}`),
+		};
+		this.index.upsert(after);
+		let city = this.byCity.get(after.cityCode);
+		if (!city) this.byCity.set(after.cityCode, (city = new Map()));
+		city.set(after.id, after);
+		this.count(after, +1);
+		return { before, after };
+	}
+
+	nearby(lat: number, lng: number, radius: number, limit: number, size?: keyof SizeCounts): NearbyHit<GeoEntry>[] {
+		return this.index.nearby({ lat, lng, radius, limit, filter: size ? e => e.available[size] > 0 : undefined });
+	}
+
+	/** Active points of a city, by name (stable across pages). */
+	cityPoints(cityCode: string): GeoEntry[] {
+		return [...(this.byCity.get(cityCode)?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
+	}
+
+	/** Points whose name or address contains `q` (case- and width-insensitive), by name. */
+	search(q: string, cityCode?: string): GeoEntry[] {
+		const needle = normalizeText(q);
+		const pools = cityCode ? [this.byCity.get(cityCode)] : [...this.byCity.values()];
+		const found: GeoEntry[] = [];
+		for (const pool of pools) if (pool) for (const e of pool.values()) if (e.text.includes(needle)) found.push(e);
+		return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
+	}
+
+	/** The city's H3 distribution at a map resolution: points and free doors per cell. */
+	cityMap(cityCode: string, res: MapRes): MapCell[] {
+		const perRes = this.cellCounts.get(cityCode);
+		if (!perRes) return [];
+		return [...perRes[MAP_RESOLUTIONS.indexOf(res)].values()].map(c => ({ ...c })).sort((a, b) => (a.h3 < b.h3 ? -1 : 1));
+	}
+
+	cityTotals(cityCode: string): { points: number; availableDoors: number } {
+		let points = 0;
+		let availableDoors = 0;
+		for (const e of this.byCity.get(cityCode)?.values() ?? []) {
+			points++;
+			availableDoors += doorsFree(e.available);
+		}
+		return { points, availableDoors };
+	}
+
+	private detach(e: GeoEntry): void {
+		this.index.remove(e.id);
+		const city = this.byCity.get(e.cityCode);
+		city?.delete(e.id);
+		if (city?.size === 0) this.byCity.delete(e.cityCode);
+		this.count(e, -1);
+	}
+
+	private count(e: GeoEntry, sign: 1 | -1): void {
+		let perRes = this.cellCounts.get(e.cityCode);
+		if (!perRes) this.cellCounts.set(e.cityCode, (perRes = MAP_RESOLUTIONS.map(() => new Map())));
+		const free = doorsFree(e.available);
+		e.cells.forEach((cell, i) => {
+			const m = perRes![i];
+			const c = m.get(cell) ?? { h3: cell, points: 0, availableDoors: 0 };
+			c.points += sign;
+			c.availableDoors += sign * free;
+			if (c.points === 0) m.delete(cell);
+			else m.set(cell, c);
+		});
+	}
+}

@@ -1,0 +1,544 @@
+/**
+ * merchants: the catalog — cities, merchants, points, cabinets and the door
+ * registry (doors live inside their cabinet document, ids `{cabinetId}:{no}`).
+ *
+ * Merchant isolation is enforced here, not only at the edge: whenever a call
+ * carries a user (it came through the gateway, or a service passed the user's
+ * meta on), a merchant-only account may read and change only what belongs to
+ * its own merchant, on every action. Calls without a user are the platform's
+ * own services and are trusted.
+ *
+ * Every change is broadcast (every geo replica keeps its own index) with the
+ * point as it is now, so a consumer can apply events idempotently by version,
+ * and is written to the catalog audit log.
+ */
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Config } from "../config";
+import { createDbMixin } from "../mixins/db.mixin";
+import { Repository } from "../mixins/repository";
+import type { AppMeta, Role } from "../types/auth";
+import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
+import { newCabinetSecret, verifyCabinetSecret } from "./merchants/credentials";
+import { seedDemoFleet } from "./merchants/demo-fleet";
+import {
+	CATALOG_ENTITIES, DEFAULT_PRICING, POINT_STATUSES, SIZES, doorId, enabledDoorCounts, parseDoorId, toPointView,
+	type AuditDoc, type CabinetDoc, type CityDoc, type DoorEntry, type MerchantDoc, type PointDoc, type PointView,
+	type Pricing, type Size,
+} from "./merchants/model";
+import path from "node:path";
+
+export interface CityView { code: string; name: string; lat: number; lng: number; points: number }
+export interface MerchantView { id: string; name: string; contactPhone: string; commissionRate: number; createdAt: string }
+export interface DoorView { id: string; no: number; size: Size; state: string; open: boolean; occupied: boolean; orderId?: string }
+export interface CabinetView {
+	id: string; pointId: string; merchantId: string; online: boolean; lastSeenAt: string | null;
+	credentialsRotatedAt: string; doors: DoorView[]; createdAt: string;
+}
+
+export interface CreateCityParams { code: string; name: string; lat: number; lng: number }
+export interface CreateMerchantParams { name: string; contactPhone: string; commissionRate: number }
+export interface CreatePointParams {
+	merchantId: string; cityCode: string; name: string; address: string; lat: number; lng: number;
+	openHours?: string; pricing?: Partial<Pricing>;
+}
+export type UpdatePointParams = { id: string } & Partial<Omit<CreatePointParams, "merchantId">> & { status?: PointDoc["status"] };
+export interface RegisterCabinetParams { pointId: string; doors: { no: number; size: Size }[] }
+
+/** Broadcast with every point-changing event: the point as it is now. */
+export interface PointChangedEvent { point: PointView }
+export interface CabinetRegisteredEvent extends PointChangedEvent { cabinet: { id: string; pointId: string; merchantId: string; doors: DoorEntry[] } }
+export interface DoorUpdatedEvent extends PointChangedEvent { doorId: string; cabinetId: string; no: number; size: Size; disabled: boolean }
+
+const MAX_DOORS = 99;
+const CITY_CODE = /^[A-Z]{2,8}$/;
+
+const sizePriceParams = {
+	type: "object",
+	props: {
+		firstHours: { type: "number", integer: true, min: 0, max: 72 },
+		firstFen: { type: "number", integer: true, min: 0, max: 1_000_000 },
+		hourFen: { type: "number", integer: true, min: 0, max: 1_000_000 },
+		dayCapFen: { type: "number", integer: true, min: 0, max: 10_000_000 },
+	},
+};
+const pricingParams = {
+	type: "object",
+	optional: true,
+	props: { S: { ...sizePriceParams, optional: true }, M: { ...sizePriceParams, optional: true }, L: { ...sizePriceParams, optional: true } },
+};
+const latParam = { type: "number", min: -90, max: 90 };
+const lngParam = { type: "number", min: -180, max: 180 };
+const idParam = { type: "string", min: 1, max: 80 };
+const pageParams = {
+	page: { type: "number", integer: true, min: 1, max: 100_000, optional: true, convert: true, default: 1 },
+	pageSize: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
+};
+
+interface Settings extends ServiceSettingSchema {
+	rest: string;
+}
+
+interface Methods {
+	ensureMerchantAccess(ctx: Context<unknown, AppMeta>, merchantId: string, privileged: Role[]): void;
+	loadPoint(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<PointDoc>;
+	loadCabinet(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<CabinetDoc>;
+	recountPoint(pointId: string): Promise<PointDoc>;
+	audit(ctx: Context<unknown, AppMeta>, entry: Omit<AuditDoc, "_id" | "at" | "actorId" | "actorRoles" | "requestId">): Promise<void>;
+	cabinetView(c: CabinetDoc): CabinetView;
+	cleanCityCache(): Promise<void>;
+}
+
+interface Vars {
+	repos: {
+		cities: Repository<CityDoc>;
+		merchants: Repository<MerchantDoc>;
+		points: Repository<PointDoc>;
+		cabinets: Repository<CabinetDoc>;
+		audit: Repository<AuditDoc>;
+	};
+}
+
+type This = Vars & Methods & { broker: Context["broker"]; logger: any };
+
+const merchantView = (m: MerchantDoc): MerchantView => ({
+	id: m._id, name: m.name, contactPhone: m.contactPhone, commissionRate: m.commissionRate, createdAt: new Date(m.createdAt).toISOString(),
+});
+
+/** Full pricing: sizes not given keep the defaults. */
+const withDefaults = (p: Partial<Pricing> | undefined, base: Pricing = DEFAULT_PRICING): Pricing => ({
+	S: p?.S ?? base.S, M: p?.M ?? base.M, L: p?.L ?? base.L,
+});
+
+/** Door numbers 1..N, each once; the sizes were checked by the params schema. */
+function doorProblems(doors: { no: number }[]): { field: string; message: string }[] {
+	const seen = new Set<number>();
+	const problems: { field: string; message: string }[] = [];
+	doors.forEach((d, i) => {
+		if (seen.has(d.no)) problems.push({ field: `doors[${i}].no`, message: `door number ${d.no} appears twice` });
+		else if (d.no > doors.length) problems.push({ field: `doors[${i}].no`, message: `door numbers must be 1..${doors.length} (the cabinet has ${doors.length} doors)` });
+		seen.add(d.no);
+	});
+	return problems;
+}
+
+export function createMerchantsService(config: Config, opts: { dataDir?: string | null } = {}): ServiceSchema<Settings, Methods, Vars> {
+	const dataDir = opts.dataDir === undefined ? config.dataDir : opts.dataDir;
+	return {
+		name: "merchants",
+		mixins: [createDbMixin(CATALOG_ENTITIES, { mongoUri: config.mongoUri, dataDir })],
+		settings: { rest: "" },
+
+		actions: {
+			listCities: {
+				rest: "GET /cities",
+				auth: "public",
+				summary: "Cities with their number of active points",
+				params: {},
+				cache: { keys: [], ttl: 60 },
+				async handler(this: This): Promise<CityView[]> {
+					const cities = await this.repos.cities.find({ sort: "_id" });
+					return Promise.all(
+						cities.map(async c => ({
+							code: c._id, name: c.name, lat: c.lat, lng: c.lng,
+							points: await this.repos.points.count({ cityCode: c._id, status: "active" }),
+						})),
+					);
+				},
+			},
+
+			createCity: {
+				rest: "POST /cities",
+				auth: ["admin"],
+				summary: "Add a city",
+				params: { code: { type: "string", min: 2, max: 8, trim: true }, name: { type: "string", min: 1, max: 50, trim: true }, lat: latParam, lng: lngParam },
+				async handler(this: This, ctx: Context<CreateCityParams, AppMeta>): Promise<CityView> {
+					const p = ctx.params;
+					if (!CITY_CODE.test(p.code)) throw invalid([{ field: "code", message: "code must be 2–8 capital letters, e.g. SH" }]);
+					let city: CityDoc;
+					try {
+						city = await this.repos.cities.insert({ _id: p.code, name: p.name, lat: p.lat, lng: p.lng, createdAt: new Date() });
+					} catch (err) {
+						if (Repository.isDuplicateKeyError(err)) throw conflict(`City ${p.code} exists already`, ErrorTypes.CONFLICT, { field: "code" });
+						throw err;
+					}
+					await this.audit(ctx, { action: "city.create", targetType: "city", targetId: city._id, changes: { name: p.name, lat: p.lat, lng: p.lng } });
+					const view = { code: city._id, name: city.name, lat: city.lat, lng: city.lng, points: 0 };
+					await this.cleanCityCache();
+					this.broker.broadcast("merchants.city.created", { city: view });
+					ctx.meta.$statusCode = 201;
+					return view;
+				},
+			},
+
+			createMerchant: {
+				rest: "POST /merchants",
+				auth: ["admin"],
+				summary: "Add a merchant (commissionRate is the platform's share, 0–1)",
+				params: {
+					name: { type: "string", min: 1, max: 100, trim: true },
+					contactPhone: { type: "string", min: 5, max: 32, trim: true, pattern: /^\+?[0-9][0-9 -]{3,30}$/ },
+					commissionRate: { type: "number", min: 0, max: 1 },
+				},
+				async handler(this: This, ctx: Context<CreateMerchantParams, AppMeta>): Promise<MerchantView> {
+					const now = new Date();
+					const m = await this.repos.merchants.insert({ ...ctx.params, createdAt: now, updatedAt: now });
+					await this.audit(ctx, { action: "merchant.create", targetType: "merchant", targetId: m._id, changes: { ...ctx.params } });
+					this.broker.broadcast("merchants.merchant.created", { merchant: merchantView(m) });
+					ctx.meta.$statusCode = 201;
+					return merchantView(m);
+				},
+			},
+
+			getMerchant: {
+				rest: "GET /merchants/:id",
+				auth: ["admin", "merchant"],
+				summary: "A merchant (admins, or that merchant's own accounts)",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<MerchantView> {
+					this.ensureMerchantAccess(ctx, ctx.params.id, ["admin"]);
+					const m = await this.repos.merchants.findById(ctx.params.id);
+					if (!m) throw notFound("Merchant", { id: ctx.params.id });
+					return merchantView(m);
+				},
+			},
+
+			createPoint: {
+				rest: "POST /points",
+				auth: ["admin", "merchant"],
+				summary: "Add a storage point (merchants: for themselves only)",
+				params: {
+					merchantId: idParam,
+					cityCode: { type: "string", min: 2, max: 8 },
+					name: { type: "string", min: 1, max: 100, trim: true },
+					address: { type: "string", min: 1, max: 200, trim: true },
+					lat: latParam,
+					lng: lngParam,
+					openHours: { type: "string", min: 1, max: 100, trim: true, optional: true },
+					pricing: pricingParams,
+				},
+				async handler(this: This, ctx: Context<CreatePointParams, AppMeta>): Promise<PointView> {
+					const p = ctx.params;
+					this.ensureMerchantAccess(ctx, p.merchantId, ["admin"]);
+					const [merchant, city] = await Promise.all([this.repos.merchants.findById(p.merchantId), this.repos.cities.findById(p.cityCode)]);
+					const fields: { field: string; message: string }[] = [];
+					if (!merchant) fields.push({ field: "merchantId", message: `no merchant ${p.merchantId}` });
+					if (!city) fields.push({ field: "cityCode", message: `no city ${p.cityCode}` });
+					if (fields.length) throw invalid(fields);
+					const now = new Date();
+					const point = await this.repos.points.insert({
+						merchantId: p.merchantId, cityCode: p.cityCode, name: p.name, address: p.address, lat: p.lat, lng: p.lng,
+						...(p.openHours ? { openHours: p.openHours } : {}),
+						pricing: withDefaults(p.pricing), status: "active", doors: { S: 0, M: 0, L: 0 }, version: 1, createdAt: now, updatedAt: now,
+					});
+					const view = toPointView(point);
+					await this.audit(ctx, { action: "point.create", targetType: "point", targetId: point._id, changes: { ...p } });
+					await this.cleanCityCache();
+					this.broker.broadcast("merchants.point.created", { point: view } satisfies PointChangedEvent);
+					ctx.meta.$statusCode = 201;
+					return view;
+				},
+			},
+
+			getPoint: {
+				rest: "GET /points/:id",
+				auth: "public",
+				summary: "A storage point with its free doors per size and its pricing",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<PointView> {
+					const point = await this.repos.points.findById(ctx.params.id);
+					if (!point) throw notFound("Point", { id: ctx.params.id });
+					return toPointView(point);
+				},
+			},
+
+			updatePoint: {
+				rest: "PATCH /points/:id",
+				auth: ["admin", "merchant"],
+				summary: "Change a point (e.g. {\"status\":\"disabled\"})",
+				params: {
+					id: idParam,
+					cityCode: { type: "string", min: 2, max: 8, optional: true },
+					name: { type: "string", min: 1, max: 100, trim: true, optional: true },
+					address: { type: "string", min: 1, max: 200, trim: true, optional: true },
+					lat: { ...latParam, optional: true },
+					lng: { ...lngParam, optional: true },
+					openHours: { type: "string", min: 1, max: 100, trim: true, optional: true },
+					pricing: pricingParams,
+					status: { type: "enum", values: [...POINT_STATUSES], optional: true },
+				},
+				async handler(this: This, ctx: Context<UpdatePointParams, AppMeta>): Promise<PointView> {
+					const { id, pricing, ...rest } = ctx.params;
+					const point = await this.loadPoint(ctx, id, ["admin"]);
+					if (rest.cityCode && rest.cityCode !== point.cityCode && !(await this.repos.cities.findById(rest.cityCode))) {
+						throw invalid([{ field: "cityCode", message: `no city ${rest.cityCode}` }]);
+					}
+					const changes: Record<string, unknown> = { ...rest };
+					if (pricing) changes.pricing = withDefaults(pricing, point.pricing);
+					if (Object.keys(changes).length === 0) throw invalid([{ field: "body", message: "nothing to change" }]);
+					// Compare-and-set on the version: two concurrent edits cannot silently overwrite each other.
+					const moved = await this.repos.points.updateWhere(
+						{ _id: id, version: point.version },
+						{ $set: { ...changes, version: point.version + 1, updatedAt: new Date() } },
+					);
+					if (moved !== 1) throw conflict("The point was changed meanwhile; read it again and retry");
+					const updated = (await this.repos.points.findById(id))!;
+					const view = toPointView(updated);
+					await this.audit(ctx, { action: "point.update", targetType: "point", targetId: id, changes });
+					await this.cleanCityCache();
+					this.broker.broadcast("merchants.point.updated", { point: view } satisfies PointChangedEvent);
+					return view;
+				},
+			},
+
+			registerCabinet: {
+				rest: "POST /cabinets",
+				auth: ["admin", "merchant"],
+				summary: "Register a cabinet at a point; answers its MQTT credentials (the password is shown only here)",
+				params: {
+					pointId: idParam,
+					doors: {
+						type: "array", min: 1, max: MAX_DOORS,
+						items: { type: "object", props: { no: { type: "number", integer: true, min: 1, max: MAX_DOORS }, size: { type: "enum", values: [...SIZES] } } },
+					},
+				},
+				async handler(this: This, ctx: Context<RegisterCabinetParams, AppMeta>) {
+					const problems = doorProblems(ctx.params.doors);
+					if (problems.length) throw invalid(problems);
+					const point = await this.loadPoint(ctx, ctx.params.pointId, ["admin"]);
+					const secret = newCabinetSecret();
+					const now = new Date();
+					const doors: DoorEntry[] = [...ctx.params.doors].sort((a, b) => a.no - b.no).map(d => ({ no: d.no, size: d.size, disabled: false }));
+					const cabinet = await this.repos.cabinets.insert({
+						pointId: point._id, merchantId: point.merchantId, doors, secretHash: secret.hash, secretRotatedAt: now, version: 1, createdAt: now, updatedAt: now,
+					});
+					const updated = await this.recountPoint(point._id);
+					await this.audit(ctx, { action: "cabinet.register", targetType: "cabinet", targetId: cabinet._id, changes: { pointId: point._id, doors: doors.length } });
+					this.broker.broadcast("merchants.cabinet.registered", {
+						cabinet: { id: cabinet._id, pointId: cabinet.pointId, merchantId: cabinet.merchantId, doors },
+						point: toPointView(updated),
+					} satisfies CabinetRegisteredEvent);
+					ctx.meta.$statusCode = 201;
+					return { cabinet: this.cabinetView(cabinet), credentials: { username: cabinet._id, password: secret.password } };
+				},
+			},
+
+			rotateCredentials: {
+				rest: "POST /cabinets/:id/credentials",
+				auth: ["admin", "merchant"],
+				summary: "Replace a cabinet's MQTT secret; the old one stops working",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }, AppMeta>) {
+					const cabinet = await this.loadCabinet(ctx, ctx.params.id, ["admin"]);
+					const secret = newCabinetSecret();
+					const now = new Date();
+					await this.repos.cabinets.updateById(cabinet._id, { $set: { secretHash: secret.hash, secretRotatedAt: now, updatedAt: now } });
+					await this.audit(ctx, { action: "cabinet.credentials.rotate", targetType: "cabinet", targetId: cabinet._id });
+					// The MQTT side drops the cabinet's current session on this event.
+					this.broker.broadcast("merchants.cabinet.credentialsRotated", { cabinetId: cabinet._id });
+					return { username: cabinet._id, password: secret.password };
+				},
+			},
+
+			getCabinet: {
+				rest: "GET /cabinets/:id",
+				auth: ["admin", "operator", "merchant"],
+				summary: "A cabinet with its doors",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<CabinetView> {
+					return this.cabinetView(await this.loadCabinet(ctx, ctx.params.id, ["admin", "operator"]));
+				},
+			},
+
+			updateDoor: {
+				rest: "PATCH /doors/:doorId",
+				auth: ["admin", "operator", "merchant"],
+				summary: "Disable or enable a door",
+				params: { doorId: { type: "string", min: 5, max: 90 }, disabled: "boolean" },
+				async handler(this: This, ctx: Context<{ doorId: string; disabled: boolean }, AppMeta>) {
+					const ref = parseDoorId(ctx.params.doorId);
+					if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+					for (let attempt = 0; attempt < 5; attempt++) {
+						const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
+						const door = cabinet.doors.find(d => d.no === ref.no);
+						if (!door) throw notFound("Door", { doorId: ctx.params.doorId });
+						if (door.disabled !== ctx.params.disabled) {
+							const doors = cabinet.doors.map(d => (d.no === ref.no ? { ...d, disabled: ctx.params.disabled } : d));
+							const moved = await this.repos.cabinets.updateWhere(
+								{ _id: cabinet._id, version: cabinet.version },
+								{ $set: { doors, version: cabinet.version + 1, updatedAt: new Date() } },
+							);
+							if (moved !== 1) continue; // another door of this cabinet changed meanwhile: read again
+						}
+						const point = await this.recountPoint(cabinet.pointId);
+						await this.audit(ctx, { action: ctx.params.disabled ? "door.disable" : "door.enable", targetType: "door", targetId: ctx.params.doorId });
+						this.broker.broadcast("merchants.door.updated", {
+							doorId: ctx.params.doorId, cabinetId: cabinet._id, no: ref.no, size: door.size, disabled: ctx.params.disabled, point: toPointView(point),
+						} satisfies DoorUpdatedEvent);
+						return { id: ctx.params.doorId, no: ref.no, size: door.size, disabled: ctx.params.disabled };
+					}
+					throw conflict("The cabinet is being changed by others; retry");
+				},
+			},
+
+			openDoor: {
+				rest: "POST /doors/:doorId/open",
+				auth: ["admin", "operator", "merchant"],
+				summary: "Open a door remotely (staff); the reason goes to the audit log",
+				params: { doorId: { type: "string", min: 5, max: 90 }, reason: { type: "string", min: 3, max: 200, trim: true } },
+				async handler(this: This, ctx: Context<{ doorId: string; reason: string }, AppMeta>) {
+					const ref = parseDoorId(ctx.params.doorId);
+					if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+					const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
+					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: ctx.params.doorId });
+					// Audited before the command goes out: an attempt to open a door is itself worth a record.
+					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: ctx.params.doorId, reason: ctx.params.reason });
+					return ctx.call("doors.operatorOpen", { doorId: ctx.params.doorId, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null });
+				},
+			},
+
+			listAudit: {
+				rest: "GET /admin/audit",
+				auth: ["admin"],
+				summary: "Catalog audit log, newest first (filter by targetId)",
+				params: { targetId: { type: "string", min: 1, max: 90, optional: true }, ...pageParams },
+				async handler(this: This, ctx: Context<{ targetId?: string; page: number; pageSize: number }>) {
+					const query = ctx.params.targetId ? { targetId: ctx.params.targetId } : {};
+					const { page, pageSize } = ctx.params;
+					const [rows, total] = await Promise.all([
+						this.repos.audit.find({ query, sort: "-at", limit: pageSize, offset: (page - 1) * pageSize }),
+						this.repos.audit.count(query),
+					]);
+					return { rows: rows.map(({ _id, ...r }) => ({ id: _id, ...r })), total, page, pageSize };
+				},
+			},
+
+			/** Internal: points in id order, a page at a time, for read models rebuilding (geo). */
+			pointsPage: {
+				visibility: "public",
+				params: { after: { type: "string", optional: true, max: 80 }, limit: { type: "number", integer: true, min: 1, max: 5000 } },
+				async handler(this: This, ctx: Context<{ after?: string; limit: number }>): Promise<PointView[]> {
+					const query = ctx.params.after ? { _id: { $gt: ctx.params.after } } : {};
+					const rows = await this.repos.points.find({ query, sort: "_id", limit: ctx.params.limit });
+					return rows.map(toPointView);
+				},
+			},
+
+			/** Internal: city codes and names (read models). */
+			cities: {
+				visibility: "public",
+				params: {},
+				async handler(this: This): Promise<{ code: string; name: string }[]> {
+					return (await this.repos.cities.find({ sort: "_id" })).map(c => ({ code: c._id, name: c.name }));
+				},
+			},
+
+			/** Internal: does a merchant exist (users, when creating merchant staff). */
+			merchantExists: {
+				visibility: "public",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }>): Promise<boolean> {
+					return (await this.repos.merchants.findById(ctx.params.id)) !== null;
+				},
+			},
+
+			/** Internal: the cabinet's doors as registered (door actors, hardware). */
+			cabinetDoors: {
+				visibility: "public",
+				params: { id: idParam },
+				async handler(this: This, ctx: Context<{ id: string }>) {
+					const c = await this.repos.cabinets.findById(ctx.params.id);
+					if (!c) throw notFound("Cabinet", { id: ctx.params.id });
+					return { id: c._id, pointId: c.pointId, merchantId: c.merchantId, doors: c.doors };
+				},
+			},
+
+			/** Internal: check a cabinet's MQTT login (constant time). */
+			verifyCabinet: {
+				visibility: "public",
+				params: { username: { type: "string", min: 1, max: 80 }, password: { type: "string", min: 1, max: 200 } },
+				async handler(this: This, ctx: Context<{ username: string; password: string }>) {
+					const c = await this.repos.cabinets.findById(ctx.params.username);
+					// Hash even on a miss, so the answer time does not tell which cabinet ids exist.
+					const ok = verifyCabinetSecret(ctx.params.password, c?.secretHash ?? "0".repeat(64)) && !!c;
+					return ok ? { ok: true, cabinetId: c!._id, pointId: c!.pointId, merchantId: c!.merchantId } : { ok: false };
+				},
+			},
+		},
+
+		methods: {
+			ensureMerchantAccess(ctx: Context<unknown, AppMeta>, merchantId: string, privileged: Role[]) {
+				const user = ctx.meta.user;
+				if (!user) return; // the platform's own services
+				if (user.roles.some(r => privileged.includes(r))) return;
+				if (user.roles.includes("merchant") && user.merchantId === merchantId) return;
+				throw forbidden("This belongs to another merchant");
+			},
+
+			async loadPoint(this: This, ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]) {
+				const point = await this.repos.points.findById(id);
+				if (!point) throw notFound("Point", { id });
+				this.ensureMerchantAccess(ctx, point.merchantId, privileged);
+				return point;
+			},
+
+			async loadCabinet(this: This, ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]) {
+				const cabinet = await this.repos.cabinets.findById(id);
+				if (!cabinet) throw notFound("Cabinet", { id });
+				this.ensureMerchantAccess(ctx, cabinet.merchantId, privileged);
+				return cabinet;
+			},
+
+			/** The point's enabled doors per size, from its cabinets (recomputed, so a repeat is harmless). */
+			async recountPoint(this: This, pointId: string): Promise<PointDoc> {
+				for (;;) {
+					const point = (await this.repos.points.findById(pointId))!;
+					const doors = enabledDoorCounts(await this.repos.cabinets.find({ query: { pointId } }));
+					const moved = await this.repos.points.updateWhere(
+						{ _id: pointId, version: point.version },
+						{ $set: { doors, version: point.version + 1, updatedAt: new Date() } },
+					);
+					if (moved === 1) return (await this.repos.points.findById(pointId))!;
+				}
+			},
+
+			async audit(this: This, ctx: Context<unknown, AppMeta>, entry) {
+				const user = ctx.meta.user;
+				await this.repos.audit.insert({
+					...entry,
+					at: new Date(),
+					actorId: user?.id ?? null,
+					actorRoles: user?.roles ?? [],
+					...(ctx.meta.requestId ? { requestId: ctx.meta.requestId } : {}),
+				});
+			},
+
+			cabinetView(c: CabinetDoc): CabinetView {
+				return {
+					id: c._id, pointId: c.pointId, merchantId: c.merchantId,
+					// Live link state comes with the door actors; until a cabinet has reported it is offline.
+					online: false, lastSeenAt: null,
+					credentialsRotatedAt: new Date(c.secretRotatedAt).toISOString(),
+					doors: c.doors.map(d => ({ id: doorId(c._id, d.no), no: d.no, size: d.size, state: d.disabled ? "disabled" : "available", open: false, occupied: false })),
+					createdAt: new Date(c.createdAt).toISOString(),
+				};
+			},
+
+			async cleanCityCache(this: This) {
+				await this.broker.cacher?.clean("merchants.listCities**");
+			},
+		},
+
+		async started(this: This) {
+			if (!config.demoSeed) return;
+			const summary = await seedDemoFleet(this.repos, this.logger, {
+				credentialsFile: dataDir ? path.join(dataDir, "demo-cabinet-credentials.jsonl") : undefined,
+			});
+			if (summary.seeded) {
+				this.logger.info(
+					`Demo fleet seeded: ${summary.points} points, ${summary.cabinets} cabinets, ${summary.doors} doors in ${summary.cities} cities. ` +
+						`Try GET /api/v1/points/nearby?lat=31.2304&lng=121.4737 or sign in as the admin (ADMIN_USERNAME).`,
+				);
+			}
+		},
+	};
+}

@@ -1,0 +1,195 @@
+/**
+ * The catalog's documents (owned by the merchants service) and the views other
+ * services see. Doors live inside their cabinet document: a fleet of 100 000
+ * points × 24 doors would otherwise be millions of tiny documents, and a
+ * cabinet's doors always change together with it. A door's id is
+ * `{cabinetId}:{no}`, the registry key the door actors and PROTOCOL.md use.
+ */
+import type { EntityDefinition } from "../../mixins/db.mixin";
+
+export const SIZES = ["S", "M", "L"] as const;
+export type Size = (typeof SIZES)[number];
+export type SizeCounts = Record<Size, number>;
+
+export const POINT_STATUSES = ["active", "disabled"] as const;
+export type PointStatus = (typeof POINT_STATUSES)[number];
+
+/** Tariff of one door size, all money in fen (see API.md "pricing"). */
+export interface SizePrice {
+	firstHours: number;
+	firstFen: number;
+	hourFen: number;
+	dayCapFen: number;
+}
+export type Pricing = Record<Size, SizePrice>;
+
+export interface CityDoc {
+	_id: string; // the city code, e.g. "SH"
+	name: string;
+	lat: number;
+	lng: number;
+	createdAt: Date;
+}
+
+export interface MerchantDoc {
+	_id: string;
+	name: string;
+	contactPhone: string;
+	/** Platform share of revenue, 0–1. */
+	commissionRate: number;
+	createdAt: Date;
+	updatedAt: Date;
+}
+
+export interface PointDoc {
+	_id: string;
+	merchantId: string;
+	cityCode: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	openHours?: string;
+	pricing: Pricing;
+	status: PointStatus;
+	/** Enabled doors per size over the point's cabinets, kept with every cabinet/door change. */
+	doors: SizeCounts;
+	/** Grows with every change, so read models can ignore an older event that arrives late. */
+	version: number;
+	createdAt: Date;
+	updatedAt: Date;
+}
+
+export interface DoorEntry {
+	no: number;
+	size: Size;
+	disabled: boolean;
+}
+
+export interface CabinetDoc {
+	_id: string;
+	pointId: string;
+	merchantId: string;
+	doors: DoorEntry[];
+	/** SHA-256 of the cabinet's MQTT secret (the secret is 256 random bits, so a slow hash adds nothing). */
+	secretHash: string;
+	secretRotatedAt: Date;
+	version: number;
+	createdAt: Date;
+	updatedAt: Date;
+}
+
+export interface AuditDoc {
+	_id: string;
+	at: Date;
+	actorId: string | null;
+	actorRoles: string[];
+	action: string;
+	targetType: "city" | "merchant" | "point" | "cabinet" | "door";
+	targetId: string;
+	/** Field values after the change (secrets never). */
+	changes?: Record<string, unknown>;
+	reason?: string;
+	requestId?: string;
+}
+
+export const CityEntity: EntityDefinition = {
+	collection: "cities",
+	idPrefix: "city",
+	fields: { name: "string", lat: "number", lng: "number", createdAt: "date" },
+};
+
+export const MerchantEntity: EntityDefinition = {
+	collection: "merchants",
+	idPrefix: "mer",
+	fields: { name: "string", contactPhone: "string", commissionRate: "number", createdAt: "date", updatedAt: "date" },
+};
+
+export const PointEntity: EntityDefinition = {
+	collection: "points",
+	idPrefix: "pt",
+	fields: {
+		merchantId: "string", cityCode: "string", name: "string", address: "string", lat: "number", lng: "number",
+		openHours: "string", pricing: "object", status: "string", doors: "object", version: "number",
+		createdAt: "date", updatedAt: "date",
+	},
+	indexes: [{ fields: { merchantId: 1 } }, { fields: { cityCode: 1 } }],
+};
+
+export const CabinetEntity: EntityDefinition = {
+	collection: "cabinets",
+	idPrefix: "cab",
+	fields: {
+		pointId: "string", merchantId: "string", doors: "array", secretHash: "string", secretRotatedAt: "date",
+		version: "number", createdAt: "date", updatedAt: "date",
+	},
+	indexes: [{ fields: { pointId: 1 } }, { fields: { merchantId: 1 } }],
+};
+
+export const AuditEntity: EntityDefinition = {
+	collection: "catalog_audit",
+	idPrefix: "aud",
+	fields: {
+		at: "date", actorId: "string", actorRoles: "array", action: "string", targetType: "string", targetId: "string",
+		changes: "object", reason: "string", requestId: "string",
+	},
+	indexes: [{ fields: { targetId: 1 } }, { fields: { at: -1 } }],
+};
+
+export const CATALOG_ENTITIES = {
+	cities: CityEntity,
+	merchants: MerchantEntity,
+	points: PointEntity,
+	cabinets: CabinetEntity,
+	audit: AuditEntity,
+};
+
+/** A point as read models (geo) and clients see it. */
+export interface PointView {
+	id: string;
+	merchantId: string;
+	cityCode: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	openHours?: string;
+	pricing: Pricing;
+	status: PointStatus;
+	/** Free doors per size. Until door actors report, an enabled door counts as free. */
+	available: SizeCounts;
+	version: number;
+	createdAt: string;
+	updatedAt: string;
+}
+
+export function toPointView(p: PointDoc): PointView {
+	const v: PointView = {
+		id: p._id, merchantId: p.merchantId, cityCode: p.cityCode, name: p.name, address: p.address,
+		lat: p.lat, lng: p.lng, pricing: p.pricing, status: p.status, available: { ...p.doors },
+		version: p.version, createdAt: new Date(p.createdAt).toISOString(), updatedAt: new Date(p.updatedAt).toISOString(),
+	};
+	if (p.openHours) v.openHours = p.openHours;
+	return v;
+}
+
+export const doorId = (cabinetId: string, no: number) => `${cabinetId}:${no}`;
+
+/** `{cabinetId}:{no}` → parts, or null when it is not a door id. */
+export function parseDoorId(id: string): { cabinetId: string; no: number } | null {
+	const m = /^(cab_[A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,3})$/.exec(id);
+	return m ? { cabinetId: m[1], no: Number(m[2]) } : null;
+}
+
+/** Enabled doors per size, the point's capacity while no door actor says otherwise. */
+export function enabledDoorCounts(cabinets: Pick<CabinetDoc, "doors">[]): SizeCounts {
+	const counts: SizeCounts = { S: 0, M: 0, L: 0 };
+	for (const c of cabinets) for (const d of c.doors) if (!d.disabled) counts[d.size]++;
+	return counts;
+}
+
+export const DEFAULT_PRICING: Pricing = {
+	S: { firstHours: 4, firstFen: 500, hourFen: 100, dayCapFen: 2000 },
+	M: { firstHours: 4, firstFen: 800, hourFen: 150, dayCapFen: 3000 },
+	L: { firstHours: 4, firstFen: 1200, hourFen: 200, dayCapFen: 4000 },
+};
