@@ -24,6 +24,9 @@ export interface NearbyParams { lat: number; lng: number; radius: number; size?:
 export interface SearchParams { q: string; city?: string; page: number; pageSize: number }
 
 const SNAPSHOT_PAGE = 2000;
+/** How often a replica asks the catalog for changes it may have missed, and how far back (clock skew between nodes). */
+const CATCH_UP_EVERY_MS = 5_000;
+const CATCH_UP_OVERLAP_MS = 10_000;
 const CACHE_TTL_SEC = 300;
 const NEARBY_CACHE_METRIC = "geo.nearby.cache";
 
@@ -40,6 +43,7 @@ interface Methods {
 	model(): GeoReadModel;
 	loadSnapshot(): Promise<void>;
 	applyPoint(p: PointView): Promise<void>;
+	catchUp(): Promise<void>;
 	countCache(result: "hit" | "miss"): void;
 	page<T>(rows: T[], page: number, pageSize: number): { rows: T[]; total: number; page: number; pageSize: number };
 	ensureCity(code: string): void;
@@ -51,6 +55,10 @@ interface Vars {
 	pending: Map<string, PointView>;
 	cities: Set<string>;
 	cacheStats: { hits: number; misses: number };
+	/** Catch-up cursor: newest catalog change (`updatedAt`, ms) read by catch-up; it asks from a little before it. */
+	syncedUntil: number;
+	catchUpTimer?: NodeJS.Timeout;
+	catchingUp?: Promise<void>;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -148,6 +156,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			"merchants.point.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
 			"merchants.cabinet.registered": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
 			"merchants.door.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			// A node (re)joined: broadcasts sent while we were unknown to it may be lost.
+			"$node.connected": { handler(this: This) { void this.catchUp(); } },
 			"merchants.city.created": {
 				handler(this: This, ctx: Context<{ city: { code: string } }>) {
 					this.cities.add(ctx.params.city.code);
@@ -165,6 +175,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				const started = Date.now();
 				for (const c of await this.broker.call<{ code: string }[]>("merchants.cities")) this.cities.add(c.code);
 				const all: PointView[] = [];
+				this.syncedUntil = Date.now();
 				for (let after: string | undefined; ; ) {
 					const page: PointView[] = await this.broker.call("merchants.pointsPage", { after, limit: SNAPSHOT_PAGE }, { timeout: 60_000 });
 					all.push(...page);
@@ -195,8 +206,31 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				const cities = new Set(places.map(e => e.cityCode));
 				await Promise.all([
 					...[...prefixes].map(prefix => cacher.clean(`${prefix}*`)),
-					...[...cities].map(city => cacher.clean(`geo.cityMap:${city}|*`)),
+					// Moleculer 0.15's default keygen quotes string params: the cityMap key is `geo.cityMap:"SH"|7`.
+					...[...cities].map(city => cacher.clean(`geo.cityMap:"${city}"|*`)),
 				]);
+			},
+
+			/** Applies every point the catalog changed since shortly before our newest change; versions skip what we have. */
+			catchUp(this: This) {
+				if (!this.read || this.catchingUp) return this.catchingUp ?? Promise.resolve();
+				this.catchingUp = (async () => {
+					const limit = 2000;
+					let since = this.syncedUntil - CATCH_UP_OVERLAP_MS;
+					for (let round = 0; round < 50; round++) {
+						const rows: PointView[] = await this.broker.call("merchants.pointsChangedSince", { since: new Date(since), limit });
+						for (const p of rows) await this.applyPoint(p);
+						// The cursor moves only here, so an event that overtook a lost one cannot skip it.
+						if (rows.length) this.syncedUntil = Math.max(this.syncedUntil, Date.parse(rows[rows.length - 1].updatedAt));
+						if (rows.length < limit) break;
+						const last = Date.parse(rows[rows.length - 1].updatedAt);
+						if (last <= since) break; // a page of identical timestamps: the next tick goes on
+						since = last;
+					}
+				})()
+					.catch(err => this.logger.warn(`Catch-up with the catalog failed: ${err.message}`))
+					.finally(() => (this.catchingUp = undefined));
+				return this.catchingUp;
 			},
 
 			countCache(this: This, result: "hit" | "miss") {
@@ -218,6 +252,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			this.pending = new Map();
 			this.cities = new Set();
 			this.cacheStats = { hits: 0, misses: 0 };
+			this.syncedUntil = 0;
 			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(NEARBY_CACHE_METRIC)) {
 				this.broker.metrics.register({ name: NEARBY_CACHE_METRIC, type: "counter", labelNames: ["result"], description: "Nearby answers from the cache (hit) or computed (miss)" });
 			}
@@ -225,6 +260,13 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 
 		async started(this: This) {
 			await this.loadSnapshot();
+			this.catchUpTimer = setInterval(() => void this.catchUp(), CATCH_UP_EVERY_MS);
+			this.catchUpTimer.unref();
+		},
+
+		async stopped(this: This) {
+			clearInterval(this.catchUpTimer);
+			await this.catchingUp;
 		},
 	};
 }

@@ -52,8 +52,10 @@ export interface DoorUpdatedEvent extends PointChangedEvent { doorId: string; ca
 const MAX_DOORS = 99;
 const CITY_CODE = /^[A-Z]{2,8}$/;
 
+// `strict: true` on nested objects too: the root-level `$$strict` does not reach them (API.md: unknown fields → 422).
 const sizePriceParams = {
 	type: "object",
+	strict: true,
 	props: {
 		firstHours: { type: "number", integer: true, min: 0, max: 72 },
 		firstFen: { type: "number", integer: true, min: 0, max: 1_000_000 },
@@ -64,6 +66,7 @@ const sizePriceParams = {
 const pricingParams = {
 	type: "object",
 	optional: true,
+	strict: true,
 	props: { S: { ...sizePriceParams, optional: true }, M: { ...sizePriceParams, optional: true }, L: { ...sizePriceParams, optional: true } },
 };
 const latParam = { type: "number", min: -90, max: 90 };
@@ -298,7 +301,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					pointId: idParam,
 					doors: {
 						type: "array", min: 1, max: MAX_DOORS,
-						items: { type: "object", props: { no: { type: "number", integer: true, min: 1, max: MAX_DOORS }, size: { type: "enum", values: [...SIZES] } } },
+						items: { type: "object", strict: true, props: { no: { type: "number", integer: true, min: 1, max: MAX_DOORS }, size: { type: "enum", values: [...SIZES] } } },
 					},
 				},
 				async handler(this: This, ctx: Context<RegisterCabinetParams, AppMeta>) {
@@ -419,6 +422,20 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				async handler(this: This, ctx: Context<{ after?: string; limit: number }>): Promise<PointView[]> {
 					const query = ctx.params.after ? { _id: { $gt: ctx.params.after } } : {};
 					const rows = await this.repos.points.find({ query, sort: "_id", limit: ctx.params.limit });
+					return rows.map(toPointView);
+				},
+			},
+
+			/**
+			 * Internal: points changed at or after `since`, oldest change first — read models
+			 * catch up with it after missing broadcasts (a replica the sender did not know yet,
+			 * a broken connection).
+			 */
+			pointsChangedSince: {
+				visibility: "public",
+				params: { since: { type: "date", convert: true }, limit: { type: "number", integer: true, min: 1, max: 5000 } },
+				async handler(this: This, ctx: Context<{ since: Date; limit: number }>): Promise<PointView[]> {
+					const rows = await this.repos.points.find({ query: { updatedAt: { $gte: ctx.params.since } }, sort: ["updatedAt", "_id"], limit: ctx.params.limit });
 					return rows.map(toPointView);
 				},
 			},

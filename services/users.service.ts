@@ -297,6 +297,10 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 					if (p.roles.includes("merchant") && !p.merchantId) fields.push({ field: "merchantId", message: "merchantId is required for the merchant role" });
 					if (!p.roles.includes("merchant") && p.merchantId) fields.push({ field: "merchantId", message: "merchantId is only for the merchant role" });
 					if (fields.length) throw invalid(fields);
+					// Without the merchants service this answers 503: better than staff bound to no merchant.
+					if (p.merchantId && !(await ctx.call<boolean, { id: string }>("merchants.merchantExists", { id: p.merchantId }))) {
+						throw invalid([{ field: "merchantId", message: `no merchant ${p.merchantId}` }]);
+					}
 
 					const now = new Date();
 					try {

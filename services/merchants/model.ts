@@ -113,7 +113,7 @@ export const PointEntity: EntityDefinition = {
 		openHours: "string", pricing: "object", status: "string", doors: "object", version: "number",
 		createdAt: "date", updatedAt: "date",
 	},
-	indexes: [{ fields: { merchantId: 1 } }, { fields: { cityCode: 1 } }],
+	indexes: [{ fields: { merchantId: 1 } }, { fields: { cityCode: 1 } }, { fields: { updatedAt: 1 } }],
 };
 
 export const CabinetEntity: EntityDefinition = {

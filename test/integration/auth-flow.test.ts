@@ -183,10 +183,15 @@ describe("staff accounts and role checks", () => {
 		const r = await p.api("POST", "/api/v1/admin/users", { username: "shop1", password: "merchant-pass-1", roles: ["merchant"] }, { token: adminToken });
 		expect(r).toMatchObject({ status: 422, body: { type: "VALIDATION_ERROR", data: [expect.objectContaining({ field: "merchantId" })] } });
 		expect(await userCount()).toBe(before);
-		const ok = await p.api("POST", "/api/v1/admin/users", { username: "shop1", password: "merchant-pass-1", roles: ["merchant"], merchantId: "mer_1" }, { token: adminToken });
-		expect(ok.body).toMatchObject({ roles: ["merchant"], merchantId: "mer_1" });
+		const unknown = await p.api("POST", "/api/v1/admin/users", { username: "shop1", password: "merchant-pass-1", roles: ["merchant"], merchantId: "mer_nope" }, { token: adminToken });
+		expect(unknown).toMatchObject({ status: 422, body: { data: [expect.objectContaining({ field: "merchantId" })] } });
+		expect(await userCount()).toBe(before);
+		const merchant = await p.api("POST", "/api/v1/merchants", { name: "Shop", contactPhone: "13800138000", commissionRate: 0.2 }, { token: adminToken });
+		const merchantId = merchant.body.id;
+		const ok = await p.api("POST", "/api/v1/admin/users", { username: "shop1", password: "merchant-pass-1", roles: ["merchant"], merchantId }, { token: adminToken });
+		expect(ok.body).toMatchObject({ roles: ["merchant"], merchantId });
 		const login = await p.api("POST", "/api/v1/auth/login", { login: "shop1", password: "merchant-pass-1" });
-		expect((await p.api("GET", "/api/v1/me", undefined, { token: login.body.accessToken })).body).toMatchObject({ merchantId: "mer_1", roles: ["merchant"] });
+		expect((await p.api("GET", "/api/v1/me", undefined, { token: login.body.accessToken })).body).toMatchObject({ merchantId, roles: ["merchant"] });
 	});
 
 	it("a taken user name is a 409", async () => {

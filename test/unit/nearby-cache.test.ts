@@ -1,0 +1,52 @@
+import { answerFrom, candidatesFor, nearbyKey, stalePrefixes, NEARBY_PREFIX } from "../../services/geo/nearby-cache";
+import { bruteForceNearby, PointIndex, type GeoPoint } from "../../services/geo/point-index";
+import { generatePoints } from "../../services/merchants/fleet-generator";
+
+describe("nearby cache keys and candidate sets", () => {
+	const points: GeoPoint[] = generatePoints(20_000, 7).map(p => ({ id: p.id, lat: p.lat, lng: p.lng }));
+	const index = new PointIndex<GeoPoint>(8);
+	for (const p of points) index.upsert(p);
+	const nearby = (lat: number, lng: number, radius: number, limit: number) => index.nearby({ lat, lng, radius, limit });
+
+	it("answers every caller in a key's cell exactly like brute force, from one candidate set", () => {
+		let rnd = 12345;
+		const next = () => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+		for (let i = 0; i < 200; i++) {
+			const base = points[Math.floor(next() * points.length)];
+			const radius = [500, 2_000, 5_000, 50_000][i % 4];
+			const limit = [1, 20, 100][i % 3];
+			const key = nearbyKey(base.lat, base.lng, radius, undefined, limit);
+			const candidates = candidatesFor(key, radius, limit, nearby).map(h => h.point);
+			// Several callers standing in the same key cell share the candidate set.
+			for (let j = 0; j < 3; j++) {
+				const lat = base.lat + (next() - 0.5) * 0.002;
+				const lng = base.lng + (next() - 0.5) * 0.002;
+				if (nearbyKey(lat, lng, radius, undefined, limit).key !== key.key) continue;
+				const got = answerFrom(candidates, lat, lng, radius, limit).map(h => h.point.id).join(",");
+				const want = bruteForceNearby(points, { lat, lng, radius, limit }).map(h => h.point.id).join(",");
+				if (got !== want) expect({ i, j, got }).toEqual({ i, j, got: want });
+			}
+		}
+	});
+
+	it("normalises the key: callers a few metres apart share it, the filters are part of it", () => {
+		const a = nearbyKey(31.2304, 121.4737, 2000, "M", 20);
+		expect(nearbyKey(31.23041, 121.47371, 2000, "M", 20).key).toBe(a.key);
+		expect(nearbyKey(31.2304, 121.4737, 5000, "M", 20).key).not.toBe(a.key);
+		expect(nearbyKey(31.2304, 121.4737, 2000, undefined, 20).key).not.toBe(a.key);
+		expect(a.key.startsWith(NEARBY_PREFIX)).toBe(true);
+	});
+
+	it("a change cleans the region of every key whose answer it could touch (radius ≤ 50 km)", () => {
+		const change = { lat: 31.2304, lng: 121.4737 };
+		const prefixes = stalePrefixes(change.lat, change.lng);
+		// Callers up to 50 km away in every direction.
+		for (let deg = 0; deg < 360; deg += 15) {
+			const rad = (deg * Math.PI) / 180;
+			const lat = change.lat + (50_000 * Math.cos(rad)) / 111_320;
+			const lng = change.lng + (50_000 * Math.sin(rad)) / (111_320 * Math.cos((change.lat * Math.PI) / 180));
+			const key = nearbyKey(lat, lng, 50_000, undefined, 20).key;
+			expect(prefixes.some(p => key.startsWith(p))).toBe(true);
+		}
+	});
+});
