@@ -18,7 +18,7 @@
  * it (radius ≤ 50 km), which is what invalidation cleans.
  */
 import * as h3 from "h3-js";
-import { haversine, type NearbyHit } from "./point-index";
+import { greatCircleDistance, type NearbyHit } from "./point-index";
 
 export const KEY_RES = 9;
 export const REGION_RES = 3;
@@ -38,7 +38,7 @@ function reachOf(cell: string, lat: number, lng: number): number {
 	let r = reachCache.get(cell);
 	if (r === undefined) {
 		r = 0;
-		for (const [vLat, vLng] of h3.cellToBoundary(cell)) r = Math.max(r, haversine(lat, lng, vLat, vLng));
+		for (const [vLat, vLng] of h3.cellToBoundary(cell)) r = Math.max(r, greatCircleDistance(lat, lng, vLat, vLng));
 		r *= 1.01; // edges bulge slightly beyond the corners' chords
 		if (reachCache.size > 100_000) reachCache.clear();
 		reachCache.set(cell, r);
@@ -85,7 +85,7 @@ export function candidatesFor<T>(
 export function answerFrom<T extends { id: string; lat: number; lng: number }>(candidates: T[], lat: number, lng: number, radius: number, limit: number) {
 	const hits: { point: T; distance: number }[] = [];
 	for (const p of candidates) {
-		const d = haversine(lat, lng, p.lat, p.lng);
+		const d = greatCircleDistance(lat, lng, p.lat, p.lng);
 		if (d <= radius) hits.push({ point: p, distance: d });
 	}
 	hits.sort((a, b) => a.distance - b.distance || (a.point.id < b.point.id ? -1 : a.point.id > b.point.id ? 1 : 0));

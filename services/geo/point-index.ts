@@ -6,28 +6,31 @@
  * the data, see `chooseResolution`). A query walks rings of cells around the
  * caller's cell and stops as soon as no further ring can hold a point nearer
  * than the k-th result it has (or than the radius). Exact great-circle
- * distance (haversine) decides membership and order, ties broken by id, so the
+ * distance (spherical, from unit-vector chords) decides membership and order, ties broken by id, so the
  * answer is exactly the one a brute-force scan gives (`bruteForceNearby`).
  *
  * Why the stop rule is sound: grid distance changes by at most one between
- * cells that touch, so a straight (geodesic) path from the caller to a point in
- * ring ≥ k crosses each of rings 1 … k−1 from its inner to its outer boundary.
- * In a hexagonal tiling no vertex touches both ring j−1 and ring j+1, and the
- * inner and outer boundaries of a ring are at least one edge length apart.
- * So every point in rings ≥ k is at least (k−1) · e away, with e the local
- * edge length; we use 80 % of the smallest edge of the caller's cell as e,
- * which absorbs H3's slow change of cell size over a 50 km search (well under
- * 2 %) and the pentagons' shorter edges.
+ * cells that touch, so a straight (geodesic) path from the caller to a point
+ * beyond ring k passes through a cell of ring k first. Every point beyond ring k
+ * is therefore at least as far as the nearest ring-k cell can be: the distance
+ * to that cell's centre minus its reach (the farthest corner, +1 % for the
+ * edges' bulge). Each cell is also skipped whole when that bound already
+ * exceeds the k-th result. Long walks over sparse data switch to checking every
+ * occupied cell's centre, which is cheaper than walking and just as exact.
+ *
+ * Distances come from the chord between unit vectors (a few multiplications
+ * per point); buckets are sorted by z = sin(latitude), so only the band
+ * |Δz| ≤ chord is scanned.
  */
 import * as h3 from "h3-js";
 
 export const EARTH_RADIUS_M = 6_371_008.8;
 const RAD = Math.PI / 180;
-/** Origin cells whose rings and edge length are remembered (queries cluster in cities). */
-const ORIGIN_CACHE_SIZE = 2048;
-const MAX_CACHED_RING = 5;
+/** Origin cells whose first rings are remembered (queries cluster in cities). */
+const ORIGIN_CACHE_SIZE = 32_768;
+const MAX_CACHED_RING = 3;
 /** Centres of empty cells that rings cross (occupied cells keep theirs in the bucket). */
-const GEO_CACHE_SIZE = 100_000;
+const GEO_CACHE_SIZE = 200_000;
 
 export interface GeoPoint {
 	id: string;
@@ -54,9 +57,10 @@ export interface NearbyQuery<P> {
 
 interface Entry<P> {
 	point: P;
-	latR: number;
-	lngR: number;
-	cosLat: number;
+	/** Unit vector; z = sin(latitude) also orders a bucket. */
+	x: number;
+	y: number;
+	z: number;
 }
 
 interface Bucket<P> {
@@ -78,14 +82,39 @@ interface Origin {
 	rings: Ring[];
 }
 
-/** Great-circle distance in metres. */
-export function haversine(lat1: number, lng1: number, lat2: number, lng2: number): number {
-	// Same operations, in the same order, as the index's inner loop, so both give identical bits.
-	const dLat = lat2 * RAD - lat1 * RAD;
-	const s1 = Math.sin(dLat / 2);
-	const s2 = Math.sin((lng2 * RAD - lng1 * RAD) / 2);
-	const a = s1 * s1 + Math.cos(lat1 * RAD) * Math.cos(lat2 * RAD) * s2 * s2;
-	return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(a)));
+/** A position as a unit vector: great-circle distance follows from the chord between two. */
+export function unitVector(lat: number, lng: number): [number, number, number] {
+	const latR = lat * RAD;
+	const lngR = lng * RAD;
+	const c = Math.cos(latR);
+	return [c * Math.cos(lngR), c * Math.sin(lngR), Math.sin(latR)];
+}
+
+/** Great-circle distance in metres from a squared chord of the unit sphere. */
+function distanceFromChord2(c2: number): number {
+	return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(c2) / 2));
+}
+
+/** The chord of a great-circle distance (metres), Infinity stays Infinity. */
+function chordOf(d: number): number {
+	if (!Number.isFinite(d)) return Infinity;
+	return 2 * Math.sin(Math.min(Math.PI / 2, d / (2 * EARTH_RADIUS_M)));
+}
+
+/**
+ * Great-circle distance in metres (spherical Earth, via the chord of unit vectors:
+ * well-conditioned for short distances and a few multiplications per point in the
+ * index, which computes it the same way, so both give identical bits).
+ */
+export function greatCircleDistance(lat1: number, lng1: number, lat2: number, lng2: number): number {
+	// unitVector() spelled out (same operations, same order: identical bits) to spare two arrays per call.
+	const la1 = lat1 * RAD, ln1 = lng1 * RAD, la2 = lat2 * RAD, ln2 = lng2 * RAD;
+	const c1 = Math.cos(la1);
+	const c2 = Math.cos(la2);
+	const dx = c2 * Math.cos(ln2) - c1 * Math.cos(ln1);
+	const dy = c2 * Math.sin(ln2) - c1 * Math.sin(ln1);
+	const dz = Math.sin(la2) - Math.sin(la1);
+	return distanceFromChord2(dx * dx + dy * dy + dz * dz);
 }
 
 /** The order every nearby answer uses: distance, then id. */
@@ -139,7 +168,7 @@ export function bruteForceNearby<P extends GeoPoint>(points: Iterable<P>, q: Nea
 	const all: NearbyHit<P>[] = [];
 	for (const p of points) {
 		if (q.filter && !q.filter(p)) continue;
-		const d = haversine(q.lat, q.lng, p.lat, p.lng);
+		const d = greatCircleDistance(q.lat, q.lng, p.lat, p.lng);
 		if (d <= q.radius) all.push({ point: p, distance: d });
 	}
 	all.sort(byDistanceThenId);
@@ -170,35 +199,34 @@ interface CellGeo {
 	cell: string;
 	lat: number;
 	lng: number;
+	/** Unit vector of the centre. */
+	x: number;
+	y: number;
+	z: number;
 	reach: number;
 }
 
 function cellGeometry(cell: string): CellGeo {
 	const [lat, lng] = h3.cellToLatLng(cell);
 	let reach = 0;
-	for (const [vLat, vLng] of h3.cellToBoundary(cell)) reach = Math.max(reach, haversine(lat, lng, vLat, vLng));
+	for (const [vLat, vLng] of h3.cellToBoundary(cell)) reach = Math.max(reach, greatCircleDistance(lat, lng, vLat, vLng));
 	// Cell edges bulge slightly beyond the chord between corners; 1 % covers it.
-	return { cell, lat, lng, reach: reach * 1.01 };
+	const [x, y, z] = unitVector(lat, lng);
+	return { cell, lat, lng, x, y, z, reach: reach * 1.01 };
 }
 
-/** First index whose latitude is ≥ latR (entries are kept sorted by latitude). */
-function lowerBoundByLat(entries: readonly { latR: number }[], latR: number): number {
+/** First index whose z is ≥ z (entries are kept sorted by z, i.e. by latitude). */
+function lowerBoundByZ(entries: readonly { z: number }[], z: number): number {
 	let lo = 0;
 	let hi = entries.length;
 	while (lo < hi) {
 		const mid = (lo + hi) >>> 1;
-		if (entries[mid].latR < latR) lo = mid + 1;
+		if (entries[mid].z < z) lo = mid + 1;
 		else hi = mid;
 	}
 	return lo;
 }
 
-/** sin²(d / 2R): the haversine value of a distance, to compare without sqrt/asin. */
-function havOf(d: number): number {
-	if (!Number.isFinite(d)) return Infinity;
-	const s = Math.sin(Math.min(Math.PI / 2, d / (2 * EARTH_RADIUS_M)));
-	return s * s;
-}
 
 function newBucket<P>(cell: string): Bucket<P> {
 	const { lat, lng, reach } = cellGeometry(cell);
@@ -240,10 +268,11 @@ export class PointIndex<P extends GeoPoint> {
 			return;
 		}
 		if (known) this.detach(known.entry, known.cell);
-		const entry: Entry<P> = { point, latR: point.lat * RAD, lngR: point.lng * RAD, cosLat: Math.cos(point.lat * RAD) };
+		const [x, y, z] = unitVector(point.lat, point.lng);
+		const entry: Entry<P> = { point, x, y, z };
 		let bucket = this.cells.get(cell);
 		if (!bucket) this.cells.set(cell, (bucket = newBucket<P>(cell)));
-		bucket.entries.splice(lowerBoundByLat(bucket.entries, entry.latR), 0, entry);
+		bucket.entries.splice(lowerBoundByZ(bucket.entries, entry.z), 0, entry);
 		this.byId.set(point.id, { entry, cell });
 	}
 
@@ -258,6 +287,7 @@ export class PointIndex<P extends GeoPoint> {
 	nearby(q: NearbyQuery<P>): NearbyHit<P>[] {
 		const origin = this.origin(h3.latLngToCell(q.lat, q.lng, this.res));
 		const top = new TopK<P>(q.limit);
+		const qv = unitVector(q.lat, q.lng);
 		let visited = 0;
 		for (let k = 0; ; k++) {
 			// A long walk (large radius over sparse data) costs about 20× more per cell than
@@ -267,11 +297,14 @@ export class PointIndex<P extends GeoPoint> {
 			if (visited > this.cells.size / 16 + 64) return this.scanAll(q);
 			let ringNearest = Infinity;
 			for (const geo of this.ring(origin, k)) {
-				const nearest = haversine(q.lat, q.lng, geo.lat, geo.lng) - geo.reach;
+				const dx = geo.x - qv[0];
+				const dy = geo.y - qv[1];
+				const dz = geo.z - qv[2];
+				const nearest = distanceFromChord2(dx * dx + dy * dy + dz * dz) - geo.reach;
 				if (nearest < ringNearest) ringNearest = nearest;
 				if (nearest > Math.min(q.radius, top.worst)) continue;
 				const bucket = this.cells.get(geo.cell);
-				if (bucket) this.visit(bucket, q, top);
+				if (bucket) this.visit(bucket, q, top, qv);
 			}
 			// Any point beyond ring k lies past ring k, so at least this far away.
 			if (ringNearest > Math.min(q.radius, top.worst)) return top.result();
@@ -281,39 +314,36 @@ export class PointIndex<P extends GeoPoint> {
 	/** Every occupied cell that could hold a hit; cells whose nearest corner is too far are skipped whole. */
 	private scanAll(q: NearbyQuery<P>): NearbyHit<P>[] {
 		const top = new TopK<P>(q.limit);
+		const qv = unitVector(q.lat, q.lng);
 		for (const bucket of this.cells.values()) {
-			if (haversine(q.lat, q.lng, bucket.lat, bucket.lng) - bucket.reach > Math.min(q.radius, top.worst)) continue;
-			this.visit(bucket, q, top);
+			if (greatCircleDistance(q.lat, q.lng, bucket.lat, bucket.lng) - bucket.reach > Math.min(q.radius, top.worst)) continue;
+			this.visit(bucket, q, top, qv);
 		}
 		return top.result();
 	}
 
-	private visit(bucket: Bucket<P>, q: NearbyQuery<P>, top: TopK<P>): void {
-		const qLatR = q.lat * RAD;
-		const qLngR = q.lng * RAD;
-		const qCos = Math.cos(qLatR);
+	private visit(bucket: Bucket<P>, q: NearbyQuery<P>, top: TopK<P>, qv: [number, number, number]): void {
+		const [qx, qy, qz] = qv;
 		const entries = bucket.entries;
-		let bound = Math.min(q.radius, top.worst);
-		// Compare in haversine space (no sqrt/asin) until a point is known to be in range.
-		let aBound = havOf(bound);
-		// Entries are sorted by latitude, and a meridian arc is the shortest way between two
-		// latitudes: only the band qLat ± bound can hold a hit.
-		let maxLatR = qLatR + bound / EARTH_RADIUS_M;
-		for (let i = lowerBoundByLat(entries, qLatR - bound / EARTH_RADIUS_M); i < entries.length; i++) {
+		// Compare squared chords (no trigonometry) until a point is known to be in range.
+		let chord = chordOf(Math.min(q.radius, top.worst));
+		let chord2 = chord * chord * (1 + 1e-9);
+		// Entries are sorted by z, and |Δz| never exceeds the chord: only that band can hold a hit.
+		for (let i = lowerBoundByZ(entries, qz - chord); i < entries.length; i++) {
 			const e = entries[i];
-			if (e.latR > maxLatR) break;
-			const s1 = Math.sin((e.latR - qLatR) / 2);
-			const s2 = Math.sin((e.lngR - qLngR) / 2);
-			const a = s1 * s1 + qCos * e.cosLat * s2 * s2;
-			if (a > aBound * (1 + 1e-9)) continue;
-			const d = 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(a)));
+			if (e.z > qz + chord) break;
+			const dx = e.x - qx;
+			const dy = e.y - qy;
+			const dz = e.z - qz;
+			const c2 = dx * dx + dy * dy + dz * dz;
+			if (c2 > chord2) continue;
+			const d = distanceFromChord2(c2);
 			if (d > q.radius) continue;
 			if (q.filter && !q.filter(e.point)) continue;
 			top.offer(e.point, d);
 			if (top.full) {
-				bound = Math.min(q.radius, top.worst);
-				aBound = havOf(bound);
-				maxLatR = qLatR + bound / EARTH_RADIUS_M;
+				chord = chordOf(Math.min(q.radius, top.worst));
+				chord2 = chord * chord * (1 + 1e-9);
 			}
 		}
 	}

@@ -123,7 +123,7 @@ const CLUSTER_CUTOFF_SIGMAS = 2.5;
 const KM_PER_DEG_LAT = 110.574;
 const kmPerDegLng = (lat: number) => 111.32 * Math.cos((lat * Math.PI) / 180);
 
-/** Great-circle distance in km (haversine). */
+/** Great-circle distance in km (greatCircleDistance). */
 export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
 	const rad = Math.PI / 180;
 	const dLat = (b.lat - a.lat) * rad;

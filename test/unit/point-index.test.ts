@@ -1,5 +1,5 @@
 import * as h3 from "h3-js";
-import { bruteForceNearby, chooseResolution, haversine, PointIndex, type GeoPoint } from "../../services/geo/point-index";
+import { bruteForceNearby, chooseResolution, greatCircleDistance, PointIndex, type GeoPoint } from "../../services/geo/point-index";
 
 interface P extends GeoPoint {
 	free: number;
@@ -89,12 +89,12 @@ describe("PointIndex", () => {
 		for (const p of points) index.upsert(p);
 		const hits = index.nearby({ lat: 31.2304, lng: 121.4737, radius: 5_000, limit: 50 });
 		expect(hits.length).toBe(50);
-		for (const h of hits) expect(h.distance).toBe(haversine(31.2304, 121.4737, h.point.lat, h.point.lng));
+		for (const h of hits) expect(h.distance).toBe(greatCircleDistance(31.2304, 121.4737, h.point.lat, h.point.lng));
 		for (let i = 1; i < hits.length; i++) expect(hits[i].distance).toBeGreaterThanOrEqual(hits[i - 1].distance);
 	});
 
 	it("measures distance across the antimeridian the short way", () => {
-		expect(haversine(0, 179.999, 0, -179.999)).toBeCloseTo(222.4, 0);
+		expect(greatCircleDistance(0, 179.999, 0, -179.999)).toBeCloseTo(222.4, 0);
 	});
 
 	it("chooses a finer resolution for denser data", () => {

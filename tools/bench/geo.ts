@@ -27,7 +27,7 @@ import vm from "node:vm";
 import IORedis, { type Redis } from "ioredis";
 import KDBush from "kdbush";
 import * as geokdbush from "geokdbush";
-import { bruteForceNearby, chooseResolution, EARTH_RADIUS_M, haversine, PointIndex, type NearbyHit } from "../../services/geo/point-index";
+import { bruteForceNearby, chooseResolution, EARTH_RADIUS_M, greatCircleDistance, PointIndex, type NearbyHit } from "../../services/geo/point-index";
 import { generatePoints, HOT_CITIES, mulberry32, type GeneratedPoint, type Rng } from "../../services/merchants/fleet-generator";
 import { parseFlags, positiveInt, UsageError } from "./cli";
 import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom, machineBusyPct, runLoad, runProblems, type LoadOptions, type LoadResult, type Request } from "./load";
@@ -253,7 +253,7 @@ function compareToReference(ref: NearbyHit<GeneratedPoint>[], got: GeneratedPoin
 		if (seen.has(p.id)) return bad(`${p.id} twice`);
 		seen.add(p.id);
 	}
-	const d = got.map(p => haversine(q.lat, q.lng, p.lat, p.lng));
+	const d = got.map(p => greatCircleDistance(q.lat, q.lng, p.lat, p.lng));
 	const n = Math.min(ref.length, got.length);
 	let maxDeltaM = 0;
 	for (let i = 0; i < n; i++) {
