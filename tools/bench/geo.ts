@@ -511,11 +511,19 @@ const natsTarget = (name: TargetName, redis: boolean): Target => ({
 	redis,
 	async start(scope, ctx) {
 		const mesh = { ...PLATFORM_ENV, TRANSPORTER: ctx.natsUrl, NAMESPACE: ctx.namespace, REDIS_URL: redis ? ctx.redisUrl : undefined };
+		// As in production: the catalog (with its large NeDB heap) on one node, geo on its own.
+		const catalog = scope.startTs("catalog", "server.ts", {
+			...mesh,
+			SERVICES: "users,merchants",
+			DATA_DIR: ctx.dataDir,
+			MQTT_PORT: String(await freePort()),
+			HEALTH_PORT: String(await freePort()),
+		});
 		const metricsPort = await freePort();
 		const geo = scope.startTs("geo", "server.ts", {
 			...mesh,
-			SERVICES: "users,merchants,geo",
-			DATA_DIR: ctx.dataDir,
+			SERVICES: "geo",
+			DATA_DIR: await scope.tempDir("bench-geo-geo-"),
 			MQTT_PORT: String(await freePort()),
 			HEALTH_PORT: String(await freePort()),
 			METRICS_PORT: String(metricsPort),
@@ -528,7 +536,7 @@ const natsTarget = (name: TargetName, redis: boolean): Target => ({
 			MQTT_PORT: String(await freePort()),
 			DATA_DIR: await scope.tempDir("bench-geo-api-"),
 		});
-		return { base: `http://127.0.0.1:${port}`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, procs: [api, geo], namespace: ctx.namespace };
+		return { base: `http://127.0.0.1:${port}`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, procs: [api, geo, catalog], namespace: ctx.namespace };
 	},
 });
 
