@@ -121,7 +121,13 @@ export class Repository<T extends { _id: string }> {
 
 	async find(params: FindParams = {}): Promise<T[]> {
 		// Both adapters take the sort as a list of fields ("-n" = descending).
-		const sort = typeof params.sort === "string" ? params.sort.split(/[\s,]+/).filter(Boolean) : params.sort;
+		let sort = typeof params.sort === "string" ? params.sort.split(/[\s,]+/).filter(Boolean) : params.sort;
+		// NeDB sorts every matching document before it applies the limit, which makes paging
+		// through a large collection by id quadratic. Its `_id` index already yields documents
+		// in id order for an `_id` range (or no query at all), so that sort is left out there.
+		if (!this.adapter.model && sort?.length === 1 && sort[0] === "_id" && Object.keys(params.query ?? {}).every(k => k === "_id")) {
+			sort = undefined;
+		}
 		const docs = await this.adapter.find({ ...params, sort });
 		return Promise.all(docs.map(async d => (await this.plain(d))!));
 	}

@@ -23,7 +23,8 @@ import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type
 export interface NearbyParams { lat: number; lng: number; radius: number; size?: Size; limit: number }
 export interface SearchParams { q: string; city?: string; page: number; pageSize: number }
 
-const SNAPSHOT_PAGE = 2000;
+/** Points per snapshot/catch-up message: about 300 kB, well under NATS's default 1 MB limit. */
+const SNAPSHOT_PAGE = 500;
 /** How often a replica asks the catalog for changes it may have missed, and how far back (clock skew between nodes). */
 const CATCH_UP_EVERY_MS = 5_000;
 const CATCH_UP_OVERLAP_MS = 10_000;
@@ -215,17 +216,19 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			catchUp(this: This) {
 				if (!this.read || this.catchingUp) return this.catchingUp ?? Promise.resolve();
 				this.catchingUp = (async () => {
-					const limit = 2000;
 					let since = this.syncedUntil - CATCH_UP_OVERLAP_MS;
-					for (let round = 0; round < 50; round++) {
-						const rows: PointView[] = await this.broker.call("merchants.pointsChangedSince", { since: new Date(since), limit });
+					let afterId: string | undefined;
+					for (let round = 0; round < 1000; round++) {
+						const rows: PointView[] = await this.broker.call("merchants.pointsChangedSince", { since: new Date(since), afterId, limit: SNAPSHOT_PAGE });
 						for (const p of rows) await this.applyPoint(p);
+						if (rows.length === 0) break;
 						// The cursor moves only here, so an event that overtook a lost one cannot skip it.
-						if (rows.length) this.syncedUntil = Math.max(this.syncedUntil, Date.parse(rows[rows.length - 1].updatedAt));
-						if (rows.length < limit) break;
-						const last = Date.parse(rows[rows.length - 1].updatedAt);
-						if (last <= since) break; // a page of identical timestamps: the next tick goes on
-						since = last;
+						const last = rows[rows.length - 1];
+						this.syncedUntil = Math.max(this.syncedUntil, Date.parse(last.updatedAt));
+						if (rows.length < SNAPSHOT_PAGE) break;
+						// Cursor (updatedAt, id): pages full of one timestamp still move on.
+						since = Date.parse(last.updatedAt);
+						afterId = last.id;
 					}
 				})()
 					.catch(err => this.logger.warn(`Catch-up with the catalog failed: ${err.message}`))

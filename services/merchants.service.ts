@@ -418,7 +418,8 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 			/** Internal: points in id order, a page at a time, for read models rebuilding (geo). */
 			pointsPage: {
 				visibility: "public",
-				params: { after: { type: "string", optional: true, max: 80 }, limit: { type: "number", integer: true, min: 1, max: 5000 } },
+				// ≤ 1000 points (≈ 600 kB) per answer: NATS refuses messages over 1 MB by default.
+				params: { after: { type: "string", optional: true, max: 80 }, limit: { type: "number", integer: true, min: 1, max: 1000 } },
 				async handler(this: This, ctx: Context<{ after?: string; limit: number }>): Promise<PointView[]> {
 					const query = ctx.params.after ? { _id: { $gt: ctx.params.after } } : {};
 					const rows = await this.repos.points.find({ query, sort: "_id", limit: ctx.params.limit });
@@ -433,9 +434,18 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 			 */
 			pointsChangedSince: {
 				visibility: "public",
-				params: { since: { type: "date", convert: true }, limit: { type: "number", integer: true, min: 1, max: 5000 } },
-				async handler(this: This, ctx: Context<{ since: Date; limit: number }>): Promise<PointView[]> {
-					const rows = await this.repos.points.find({ query: { updatedAt: { $gte: ctx.params.since } }, sort: ["updatedAt", "_id"], limit: ctx.params.limit });
+				params: {
+					since: { type: "date", convert: true },
+					/** Continue after this id among points changed exactly at `since` (a page full of one timestamp). */
+					afterId: { type: "string", optional: true, max: 80 },
+					limit: { type: "number", integer: true, min: 1, max: 1000 },
+				},
+				async handler(this: This, ctx: Context<{ since: Date; afterId?: string; limit: number }>): Promise<PointView[]> {
+					const { since, afterId, limit } = ctx.params;
+					const query = afterId
+						? { $or: [{ updatedAt: { $gt: since } }, { updatedAt: since, _id: { $gt: afterId } }] }
+						: { updatedAt: { $gte: since } };
+					const rows = await this.repos.points.find({ query, sort: ["updatedAt", "_id"], limit });
 					return rows.map(toPointView);
 				},
 			},

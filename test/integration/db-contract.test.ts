@@ -92,6 +92,20 @@ describe.each(variants)("storage contract: %s", (name, db) => {
 		expect(await repo.findOne({ name: "n7" })).toMatchObject({ n: 7 });
 	});
 
+	run("pages through a collection in id order with an _id cursor", async () => {
+		await repo.clear();
+		for (let i = 0; i < 40; i++) await repo.insert({ name: `p${i}`, n: i });
+		const all = (await repo.find({})).map(t => t._id).sort();
+		const seen: string[] = [];
+		for (let after: string | undefined; ; ) {
+			const page = await repo.find({ query: after ? { _id: { $gt: after } } : {}, sort: "_id", limit: 7 });
+			seen.push(...page.map(t => t._id));
+			if (page.length < 7) break;
+			after = page[page.length - 1]._id;
+		}
+		expect(seen).toEqual(all);
+	});
+
 	run("enforces unique indexes, and lets many documents lack a sparse unique field", async () => {
 		await repo.clear();
 		await repo.insert({ code: "A1", name: "first", n: 1 });
