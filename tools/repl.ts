@@ -35,6 +35,25 @@ async function main() {
 						console.log(await b.call("users.get", { id: args.userId }));
 					},
 				},
+				{
+					command: "cabinet <cabinetId>",
+					description: "Show a cabinet with its doors (as GET /cabinets/:id)",
+					async action(b: ServiceBroker, args: any) {
+						const c = await b.call<any, object>("merchants.getCabinet", { id: args.cabinetId });
+						console.log(`${c.id} at ${c.pointId} (merchant ${c.merchantId}) online=${c.online} lastSeenAt=${c.lastSeenAt}`);
+						console.table(c.doors.map((d: any) => ({ door: d.id, size: d.size, state: d.state, open: d.open, occupied: d.occupied })));
+					},
+				},
+				{
+					command: "geo",
+					description: "Each geo replica's index size, H3 resolution and nearby cache hit rate",
+					async action(b: ServiceBroker) {
+						const nodes = b.registry.getServiceList({ onlyAvailable: true }).filter((s: any) => s.name === "geo").map((s: any) => s.nodeID as string);
+						// One call per replica (a plain call would reach only one of them).
+						const rows = await Promise.all(nodes.map(async nodeID => ({ nodeID, ...(await b.call<any, object>("geo.stats", {}, { nodeID })) })));
+						console.table(rows.map(r => ({ node: r.nodeID, points: r.points, res: r.resolution, cells: r.cells, hitRate: `${(100 * r.cache.hitRate).toFixed(1)} %` })));
+					},
+				},
 			],
 		},
 	});
