@@ -82,6 +82,18 @@ interface Origin {
 	rings: Ring[];
 }
 
+/** Scratch arrays for ordering a ring's cells (queries run one at a time). */
+let orderScratch = new Uint32Array(64);
+let nearScratch = new Float64Array(64);
+function ringOrder(n: number): Uint32Array {
+	if (orderScratch.length < n) orderScratch = new Uint32Array(n * 2);
+	return orderScratch;
+}
+function ringNear(n: number): Float64Array {
+	if (nearScratch.length < n) nearScratch = new Float64Array(n * 2);
+	return nearScratch;
+}
+
 /** A position as a unit vector: great-circle distance follows from the chord between two. */
 export function unitVector(lat: number, lng: number): [number, number, number] {
 	const latR = lat * RAD;
@@ -122,42 +134,56 @@ function closer(d1: number, id1: string, d2: number, id2: string): boolean {
 	return d1 < d2 || (d1 === d2 && id1 < id2);
 }
 
-/** The best hits so far: kept sorted when bounded (k ≤ 100 in the API), sorted once at the end when not. */
+/**
+ * The best hits so far. Bounded (k ≤ 100 in the API): two parallel arrays kept
+ * sorted by insertion, no allocation per offer. Unbounded: collected, sorted once.
+ */
 class TopK<P extends GeoPoint> {
-	private readonly list: NearbyHit<P>[] = [];
+	private readonly dist: number[] = [];
+	private readonly pts: P[] = [];
 	private readonly bounded: boolean;
+	/** Distance a new hit must beat once full (Infinity before). */
+	worst = Infinity;
+
 	constructor(private readonly k: number) {
 		this.bounded = Number.isFinite(k);
 	}
 
 	get full(): boolean {
-		return this.bounded && this.list.length >= this.k;
-	}
-
-	/** Distance a new hit must beat once full (Infinity before). */
-	get worst(): number {
-		return this.full ? this.list[this.list.length - 1].distance : Infinity;
+		return this.bounded && this.pts.length >= this.k;
 	}
 
 	offer(point: P, distance: number): void {
-		const hits = this.list;
+		const dist = this.dist;
+		const pts = this.pts;
+		let n = pts.length;
 		if (!this.bounded) {
-			hits.push({ point, distance });
+			dist.push(distance);
+			pts.push(point);
 			return;
 		}
-		if (this.full) {
-			const last = hits[hits.length - 1];
-			if (!closer(distance, point.id, last.distance, last.point.id)) return;
-			hits.pop();
+		if (n >= this.k) {
+			if (!closer(distance, point.id, dist[n - 1], pts[n - 1].id)) return;
+			n--; // the last one drops out
+		} else {
+			dist.push(0);
+			pts.push(point);
 		}
-		let i = hits.length;
-		while (i > 0 && closer(distance, point.id, hits[i - 1].distance, hits[i - 1].point.id)) i--;
-		hits.splice(i, 0, { point, distance });
+		let i = n;
+		while (i > 0 && closer(distance, point.id, dist[i - 1], pts[i - 1].id)) {
+			dist[i] = dist[i - 1];
+			pts[i] = pts[i - 1];
+			i--;
+		}
+		dist[i] = distance;
+		pts[i] = point;
+		if (pts.length >= this.k) this.worst = dist[pts.length - 1];
 	}
 
 	result(): NearbyHit<P>[] {
-		if (!this.bounded) this.list.sort(byDistanceThenId);
-		return this.list;
+		const hits = this.pts.map((point, i) => ({ point, distance: this.dist[i] }));
+		if (!this.bounded) hits.sort(byDistanceThenId);
+		return hits;
 	}
 }
 
@@ -295,15 +321,25 @@ export class PointIndex<P extends GeoPoint> {
 			// is cheaper, and just as exact.
 			visited += k === 0 ? 1 : 6 * k;
 			if (visited > this.cells.size / 16 + 64) return this.scanAll(q);
+			const ring = this.ring(origin, k);
+			// Distances of the ring's cells from the caller; visited nearest first.
+			const order = ringOrder(ring.length);
+			const near = ringNear(ring.length);
 			let ringNearest = Infinity;
-			for (const geo of this.ring(origin, k)) {
+			for (let i = 0; i < ring.length; i++) {
+				const geo = ring[i];
 				const dx = geo.x - qv[0];
 				const dy = geo.y - qv[1];
 				const dz = geo.z - qv[2];
-				const nearest = distanceFromChord2(dx * dx + dy * dy + dz * dz) - geo.reach;
-				if (nearest < ringNearest) ringNearest = nearest;
-				if (nearest > Math.min(q.radius, top.worst)) continue;
-				const bucket = this.cells.get(geo.cell);
+				near[i] = distanceFromChord2(dx * dx + dy * dy + dz * dz) - geo.reach;
+				if (near[i] < ringNearest) ringNearest = near[i];
+				order[i] = i;
+			}
+			if (ring.length > 1) order.subarray(0, ring.length).sort((a, b) => near[a] - near[b]);
+			for (let n = 0; n < ring.length; n++) {
+				const i = order[n];
+				if (near[i] > Math.min(q.radius, top.worst)) break; // the rest are farther still
+				const bucket = this.cells.get(ring[i].cell);
 				if (bucket) this.visit(bucket, q, top, qv);
 			}
 			// Any point beyond ring k lies past ring k, so at least this far away.
@@ -323,18 +359,26 @@ export class PointIndex<P extends GeoPoint> {
 	}
 
 	private visit(bucket: Bucket<P>, q: NearbyQuery<P>, top: TopK<P>, qv: [number, number, number]): void {
-		const [qx, qy, qz] = qv;
+		const qx = qv[0];
+		const qy = qv[1];
+		const qz = qv[2];
 		const entries = bucket.entries;
 		// Compare squared chords (no trigonometry) until a point is known to be in range.
 		let chord = chordOf(Math.min(q.radius, top.worst));
 		let chord2 = chord * chord * (1 + 1e-9);
 		// Entries are sorted by z, and |Δz| never exceeds the chord: only that band can hold a hit.
-		for (let i = lowerBoundByZ(entries, qz - chord); i < entries.length; i++) {
-			const e = entries[i];
-			if (e.z > qz + chord) break;
+		// Walk outwards from the caller's z, nearest band first, so the k-th distance (and with
+		// it the band) shrinks as early as possible.
+		let up = lowerBoundByZ(entries, qz);
+		let down = up - 1;
+		while (up < entries.length || down >= 0) {
+			let e: Entry<P>;
+			if (down < 0 || (up < entries.length && entries[up].z - qz <= qz - entries[down].z)) e = entries[up++];
+			else e = entries[down--];
+			const dz = e.z - qz;
+			if (dz > chord || dz < -chord) break; // the nearer side is already out of the band, so is the other
 			const dx = e.x - qx;
 			const dy = e.y - qy;
-			const dz = e.z - qz;
 			const c2 = dx * dx + dy * dy + dz * dz;
 			if (c2 > chord2) continue;
 			const d = distanceFromChord2(c2);
