@@ -87,14 +87,15 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
 					const cacher = this.broker.cacher;
-					let candidates = cacher ? ((await cacher.get(key.key)) as PointRow[] | null) : null;
+					// The cache only saves work: when it fails (Redis down) the index answers.
+					let candidates = cacher ? ((await cacher.get(key.key).catch(() => null)) as PointRow[] | null) : null;
 					this.countCache(candidates ? "hit" : "miss");
 					if (!candidates) {
 						const hits = candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size));
 						candidates = hits.map(h => toRow(h.point));
 						// Stored right away (no await in between), so a clean issued after this replica
 						// applies a later change always comes after this write.
-						void cacher?.set(key.key, candidates, CACHE_TTL_SEC);
+						cacher?.set(key.key, candidates, CACHE_TTL_SEC).catch((err: Error) => this.logger.warn(`Nearby cache write failed: ${err.message}`));
 					}
 					return { rows: answerFrom(candidates, lat, lng, radius, limit).map(h => ({ ...h.point, distance: Math.round(h.distance) })) };
 				},
