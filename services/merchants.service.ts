@@ -314,7 +314,12 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const cabinet = await this.repos.cabinets.insert({
 						pointId: point._id, merchantId: point.merchantId, doors, secretHash: secret.hash, secretRotatedAt: now, version: 1, createdAt: now, updatedAt: now,
 					});
-					const updated = await this.recountPoint(point._id);
+					// The cabinet exists now and its one-time password must reach the caller: a recount that
+					// keeps losing races is logged, and the next change of the point recounts it anyway.
+					const updated = await this.recountPoint(point._id).catch(err => {
+						this.logger.warn(`Door counts of ${point._id} not updated after registering ${cabinet._id}: ${err.message}`);
+						return point;
+					});
 					await this.audit(ctx, { action: "cabinet.register", targetType: "cabinet", targetId: cabinet._id, changes: { pointId: point._id, doors: doors.length } });
 					this.broker.broadcast("merchants.cabinet.registered", {
 						cabinet: { id: cabinet._id, pointId: cabinet.pointId, merchantId: cabinet.merchantId, doors },
@@ -517,8 +522,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 
 			/** The point's enabled doors per size, from its cabinets (recomputed, so a repeat is harmless). */
 			async recountPoint(this: This, pointId: string): Promise<PointDoc> {
-				for (;;) {
-					const point = (await this.repos.points.findById(pointId))!;
+				for (let attempt = 0; attempt < 10; attempt++) {
+					const point = await this.repos.points.findById(pointId);
+					if (!point) throw notFound("Point", { id: pointId });
 					const doors = enabledDoorCounts(await this.repos.cabinets.find({ query: { pointId } }));
 					const moved = await this.repos.points.updateWhere(
 						{ _id: pointId, version: point.version },
@@ -526,6 +532,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					);
 					if (moved === 1) return (await this.repos.points.findById(pointId))!;
 				}
+				throw conflict("The point is being changed by others; retry");
 			},
 
 			async audit(this: This, ctx: Context<unknown, AppMeta>, entry) {
