@@ -162,15 +162,17 @@ class TopK<P extends GeoPoint> {
 			pts.push(point);
 			return;
 		}
+		// Ids are read only on equal distances: touching each point object is a cache miss.
 		if (n >= this.k) {
-			if (!closer(distance, point.id, dist[n - 1], pts[n - 1].id)) return;
+			const last = dist[n - 1];
+			if (distance > last || (distance === last && !(point.id < pts[n - 1].id))) return;
 			n--; // the last one drops out
 		} else {
 			dist.push(0);
 			pts.push(point);
 		}
 		let i = n;
-		while (i > 0 && closer(distance, point.id, dist[i - 1], pts[i - 1].id)) {
+		while (i > 0 && (distance < dist[i - 1] || (distance === dist[i - 1] && point.id < pts[i - 1].id))) {
 			dist[i] = dist[i - 1];
 			pts[i] = pts[i - 1];
 			i--;
