@@ -28,7 +28,7 @@ export const EARTH_RADIUS_M = 6_371_008.8;
 const RAD = Math.PI / 180;
 /** Origin cells whose first rings are remembered (queries cluster in cities). */
 const ORIGIN_CACHE_SIZE = 32_768;
-const MAX_CACHED_RING = 3;
+const MAX_CACHED_RING = 6;
 /** Centres of empty cells that rings cross (occupied cells keep theirs in the bucket). */
 const GEO_CACHE_SIZE = 200_000;
 
