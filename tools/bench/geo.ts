@@ -165,12 +165,23 @@ interface Timing {
 	qps: number;
 	p50Us: number;
 	p99Us: number;
+	/** Per-query latencies, kept only to merge interleaved slices (not written out). */
+	latMs?: Float64Array;
 }
 
 function summarize(latMs: Float64Array, totalMs: number): Timing {
 	const sorted = latMs.slice().sort();
 	const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] * 1000;
-	return { queries: latMs.length, qps: latMs.length / (totalMs / 1000), p50Us: at(0.5), p99Us: at(0.99) };
+	return { queries: latMs.length, qps: latMs.length / (totalMs / 1000), p50Us: at(0.5), p99Us: at(0.99), latMs };
+}
+
+const INTERLEAVE_ROUNDS = 10;
+
+/** One timing from several slices: total rate, and percentiles over every query's latency. */
+function mergeTimings(parts: Timing[]): Timing {
+	const lat = Float64Array.from(parts.flatMap(p => Array.from(p.latMs ?? [])));
+	const totalMs = parts.reduce((sum, p) => sum + (p.queries / p.qps) * 1000, 0);
+	return summarize(lat, totalMs);
 }
 
 /** Keeps results alive so that no call can be optimised away. */
@@ -440,16 +451,26 @@ async function runInProcess(opts: { points: number; queries: number; seed: numbe
 			timings.get(method)!.set(radius, timing);
 		};
 
-		log(`timing ${OURS} (${warm} warm-up queries, then ${n} per radius)…`);
+		// The two in-process methods run interleaved (slices of positions, ours then geokdbush,
+		// per radius, round after round) so that the machine's noise falls on both alike.
+		log(`timing ${OURS} and ${KD} interleaved (${warm} warm-up queries each, then ${n} per radius in ${INTERLEAVE_ROUNDS} rounds)…`);
 		for (let w = 0; w < warm; w++) index.nearby(query(w % n, warmRadius(w)));
+		for (let w = 0; w < warm; w++) kdAround(w % n, warmRadius(w));
 		const beforeQueries = liveBytes(gc);
-		for (const radius of RADII) put(OURS, radius, timeSync(n, i => index.nearby(query(i, radius))));
+		for (const radius of RADII) {
+			const ours: Timing[] = [];
+			const kd: Timing[] = [];
+			const slice = Math.ceil(n / INTERLEAVE_ROUNDS);
+			for (let from = 0; from < n; from += slice) {
+				const to = Math.min(n, from + slice);
+				ours.push(timeSync(to - from, i => index.nearby(query(from + i, radius))));
+				kd.push(timeSync(to - from, i => kdAround(from + i, radius)));
+			}
+			put(OURS, radius, mergeTimings(ours));
+			put(KD, radius, mergeTimings(kd));
+		}
 		// Rings and cell centres the queries remembered (bounded caches) belong to the index too.
 		result.indexBytesAfterQueries = indexBytes + Math.max(0, liveBytes(gc) - beforeQueries);
-
-		log(`timing ${KD}…`);
-		for (let w = 0; w < warm; w++) kdAround(w % n, warmRadius(w));
-		for (const radius of RADII) put(KD, radius, timeSync(n, i => kdAround(i, radius)));
 
 		log(`timing ${REDIS_ONE}…`);
 		for (let w = 0; w < Math.min(warm, 1000); w++) await redisSearch(w % n, warmRadius(w));
@@ -465,7 +486,8 @@ async function runInProcess(opts: { points: number; queries: number; seed: numbe
 			for (const [radius, timing] of byRadius) {
 				const ours = timings.get(OURS)!.get(radius)!;
 				const note = method === BRUTE ? `first ${sample} of ${n} positions` : method === REDIS_PIPE ? `latency = its batch's round trip` : undefined;
-				result.rows.push({ method, radius, ...timing, ratio: timing.qps / ours.qps, ...(note ? { note } : {}) });
+				const { latMs: _perQuery, ...figures } = timing;
+				result.rows.push({ method, radius, ...figures, ratio: timing.qps / ours.qps, ...(note ? { note } : {}) });
 			}
 		}
 		return result;
