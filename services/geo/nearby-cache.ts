@@ -18,7 +18,7 @@
  * it (radius ≤ 50 km), which is what invalidation cleans.
  */
 import * as h3 from "h3-js";
-import { greatCircleDistance, type NearbyHit } from "./point-index";
+import { cellGeometry, greatCircleDistance, type CellGeo, type NearbyHit } from "./point-index";
 
 export const KEY_RES = 9;
 export const REGION_RES = 3;
@@ -32,29 +32,27 @@ export interface NearbyKey {
 	reach: number;
 }
 
-const reachCache = new Map<string, number>();
+/** Key cells' geometry, remembered: callers cluster, and the key is computed on every request. */
+const keyCells = new Map<string, CellGeo>();
 
-function reachOf(cell: string, lat: number, lng: number): number {
-	let r = reachCache.get(cell);
-	if (r === undefined) {
-		r = 0;
-		for (const [vLat, vLng] of h3.cellToBoundary(cell)) r = Math.max(r, greatCircleDistance(lat, lng, vLat, vLng));
-		r *= 1.01; // edges bulge slightly beyond the corners' chords
-		if (reachCache.size > 100_000) reachCache.clear();
-		reachCache.set(cell, r);
+function keyCellGeometry(cell: string): CellGeo {
+	let g = keyCells.get(cell);
+	if (!g) {
+		if (keyCells.size > 100_000) keyCells.clear();
+		keyCells.set(cell, (g = cellGeometry(cell)));
 	}
-	return r;
+	return g;
 }
 
 export function nearbyKey(lat: number, lng: number, radius: number, size: string | undefined, limit: number): NearbyKey {
 	const cell = h3.latLngToCell(lat, lng, KEY_RES);
 	const region = h3.cellToParent(cell, REGION_RES);
-	const [centerLat, centerLng] = h3.cellToLatLng(cell);
+	const g = keyCellGeometry(cell);
 	return {
 		key: `${NEARBY_PREFIX}${region}:${cell}:${radius}:${size ?? "any"}:${limit}`,
-		centerLat,
-		centerLng,
-		reach: reachOf(cell, centerLat, centerLng),
+		centerLat: g.lat,
+		centerLng: g.lng,
+		reach: g.reach,
 	};
 }
 

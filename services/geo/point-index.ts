@@ -76,8 +76,6 @@ type Ring = CellGeo[];
 
 interface Origin {
 	cell: string;
-	lat: number;
-	lng: number;
 	/** rings[k] = cells at grid distance k (the first few, kept). */
 	rings: Ring[];
 }
@@ -223,7 +221,7 @@ export function chooseResolution(points: readonly { lat: number; lng: number }[]
 	return 5;
 }
 
-interface CellGeo {
+export interface CellGeo {
 	cell: string;
 	lat: number;
 	lng: number;
@@ -234,7 +232,8 @@ interface CellGeo {
 	reach: number;
 }
 
-function cellGeometry(cell: string): CellGeo {
+/** A cell's centre, its unit vector, and its reach: the farthest distance from the centre to any of its points. */
+export function cellGeometry(cell: string): CellGeo {
 	const [lat, lng] = h3.cellToLatLng(cell);
 	let reach = 0;
 	for (const [vLat, vLng] of h3.cellToBoundary(cell)) reach = Math.max(reach, greatCircleDistance(lat, lng, vLat, vLng));
@@ -416,8 +415,7 @@ export class PointIndex<P extends GeoPoint> {
 	private origin(cell: string): Origin {
 		let o = this.origins.get(cell);
 		if (o) return o;
-		const [lat, lng] = h3.cellToLatLng(cell);
-		o = { cell, lat, lng, rings: [] };
+		o = { cell, rings: [] };
 		if (this.origins.size >= ORIGIN_CACHE_SIZE) this.origins.delete(this.origins.keys().next().value as string);
 		this.origins.set(cell, o);
 		return o;
