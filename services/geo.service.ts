@@ -13,6 +13,7 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../config";
 import type { AppMeta } from "../types/auth";
+import { latParam, lngParam, pageParams, type Page } from "../types/params";
 import { notFound, serviceUnavailable } from "../types/errors";
 import { SIZES, type PointView, type Size } from "./merchants/model";
 import type { PointChangedEvent } from "./merchants.service";
@@ -31,11 +32,6 @@ const CATCH_UP_OVERLAP_MS = 10_000;
 const CACHE_TTL_SEC = 300;
 const NEARBY_CACHE_METRIC = "geo.nearby.cache";
 
-const pageParams = {
-	page: { type: "number", integer: true, min: 1, max: 100_000, optional: true, convert: true, default: 1 },
-	pageSize: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
-};
-
 interface Settings extends ServiceSettingSchema {
 	rest: string;
 }
@@ -46,7 +42,7 @@ interface Methods {
 	applyPoint(p: PointView): Promise<void>;
 	catchUp(): Promise<void>;
 	countCache(result: "hit" | "miss"): void;
-	page<T>(rows: T[], page: number, pageSize: number): { rows: T[]; total: number; page: number; pageSize: number };
+	page<T>(rows: T[], page: number, pageSize: number): Page<T>;
 	ensureCity(code: string): void;
 }
 
@@ -76,8 +72,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				auth: "public",
 				summary: "Active points near a place, nearest first (only those with a free door of `size` when given)",
 				params: {
-					lat: { type: "number", min: -90, max: 90, convert: true },
-					lng: { type: "number", min: -180, max: 180, convert: true },
+					lat: { ...latParam, convert: true },
+					lng: { ...lngParam, convert: true },
 					radius: { type: "number", integer: true, min: 1, max: 50_000, optional: true, convert: true, default: 2000 },
 					size: { type: "enum", values: [...SIZES], optional: true },
 					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },

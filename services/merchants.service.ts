@@ -17,6 +17,7 @@ import type { Config } from "../config";
 import { createDbMixin } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import type { AppMeta, Role } from "../types/auth";
+import { latParam, lngParam, pageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
 import { newCabinetSecret, verifyCabinetSecret } from "./merchants/credentials";
 import { seedDemoFleet } from "./merchants/demo-fleet";
@@ -69,13 +70,7 @@ const pricingParams = {
 	strict: true,
 	props: { S: { ...sizePriceParams, optional: true }, M: { ...sizePriceParams, optional: true }, L: { ...sizePriceParams, optional: true } },
 };
-const latParam = { type: "number", min: -90, max: 90 };
-const lngParam = { type: "number", min: -180, max: 180 };
 const idParam = { type: "string", min: 1, max: 80 };
-const pageParams = {
-	page: { type: "number", integer: true, min: 1, max: 100_000, optional: true, convert: true, default: 1 },
-	pageSize: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
-};
 
 interface Settings extends ServiceSettingSchema {
 	rest: string;
