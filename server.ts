@@ -4,7 +4,7 @@
  */
 import http from "node:http";
 import { ServiceBroker } from "moleculer";
-import { ConfigError, loadConfig, type Config } from "./config";
+import { loadConfigOrExit, type Config } from "./config";
 import { createBrokerOptions } from "./moleculer.config";
 import { createServiceSchemas, type SchemaOptions } from "./services";
 import { leanMetrics } from "./lib/lean-metrics";
@@ -41,16 +41,7 @@ export async function startNode(config: Config, opts: SchemaOptions & { brokerOv
 }
 
 async function main() {
-	let config: Config;
-	try {
-		config = loadConfig(process.env);
-	} catch (err) {
-		if (err instanceof ConfigError) {
-			console.error(err.message);
-			process.exit(78); // EX_CONFIG
-		}
-		throw err;
-	}
+	const config = loadConfigOrExit(process.env);
 	const node = await startNode(config);
 	const mode = config.transporter ? `node on ${config.transporter.replace(/\/\/[^@]*@/, "//***@")}` : "embedded";
 	node.broker.logger.info(`Locker platform ${mode} running: ${config.services.join(", ")}` +

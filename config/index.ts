@@ -89,6 +89,22 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /** Reads the environment into a `Config`, or throws a `ConfigError` listing every problem at once. */
+/** EX_CONFIG of sysexits.h: the exit code for a configuration error. */
+export const EXIT_CONFIG = 78;
+
+/** For command-line entry points: the configuration, or every problem printed and exit 78. */
+export function loadConfigOrExit(env: Env): Config {
+	try {
+		return loadConfig(env);
+	} catch (err) {
+		if (err instanceof ConfigError) {
+			console.error(err.message);
+			process.exit(EXIT_CONFIG);
+		}
+		throw err;
+	}
+}
+
 export function loadConfig(env: Env = process.env): Config {
 	const problems: string[] = [];
 	const str = (name: string): string | undefined => {

@@ -4,20 +4,11 @@
  * Needs TRANSPORTER (and the NAMESPACE of the mesh, default `lockers`).
  */
 import { ServiceBroker } from "moleculer";
-import { ConfigError, loadConfig } from "../config";
+import { loadConfigOrExit } from "../config";
 import { createBrokerOptions } from "../moleculer.config";
 
 async function main() {
-	let config;
-	try {
-		config = loadConfig({ ...process.env, SERVICES: "api", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", METRICS: "false" });
-	} catch (err) {
-		if (err instanceof ConfigError) {
-			console.error(err.message);
-			process.exit(78);
-		}
-		throw err;
-	}
+	const config = loadConfigOrExit({ ...process.env, SERVICES: "api", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", METRICS: "false" });
 	if (!config.transporter) {
 		console.error("npm run repl joins a running mesh: set TRANSPORTER (e.g. nats://127.0.0.1:4222)");
 		process.exit(2);

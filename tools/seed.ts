@@ -14,7 +14,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
 import mongoose from "mongoose";
-import { ConfigError, loadConfig, type Config } from "../config";
+import { loadConfigOrExit, type Config } from "../config";
 import { createAdapter, mongooseModelOf, nedbFilename, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { CATALOG_ENTITIES } from "../services/merchants/model";
@@ -185,16 +185,7 @@ const storeName = (config: Config) =>
 
 export async function main(argv: string[]): Promise<number> {
 	const args = parseSeedArgs(argv);
-	let config: Config;
-	try {
-		config = loadConfig(process.env);
-	} catch (err) {
-		if (err instanceof ConfigError) {
-			console.error(err.message);
-			return 78; // EX_CONFIG
-		}
-		throw err;
-	}
+	const config = loadConfigOrExit(process.env);
 	const credentialsFile = path.resolve(args.credentials ?? path.join(config.dataDir, "cabinet-credentials.jsonl"));
 	const t0 = Date.now();
 
