@@ -9,13 +9,12 @@
  * Each server runs in its own process, one target at a time; autocannon runs
  * here. Results go to bench-results/gateway.json.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
 import { parseFlags, UsageError } from "./cli";
 import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom, machineBusyPct, runLoad, runProblems, type LoadOptions, type LoadResult } from "./load";
-import { canConnect, failure, freePort, REPO_ROOT, Scope, waitForHttp, type EnvOverrides, type Proc } from "./procs";
+import { canConnect, failure, freePort, Scope, waitForHttp, type EnvOverrides, type Proc } from "./procs";
 import { formatTable } from "./table";
+import { printGoals, writeReport } from "./report";
 
 export const usage = `npm run bench -- gateway [options]
 
@@ -222,8 +221,7 @@ export async function main(argv: string[]): Promise<number> {
 			.filter(r => TARGETS.find(t => t.name === r.target)?.gateway)
 			.map(r => ({ goal: `${r.target} p99 ≤ ${GOALS.p99Ms} ms at ${load.connections} connections`, pass: r.p99 <= GOALS.p99Ms, value: `${r.p99} ms` })),
 	];
-	console.log("\ngoals:");
-	for (const g of goals) console.log(`  ${g.pass ? "PASS" : "MISS"}  ${g.goal}: ${g.value}`);
+	printGoals("goals", goals);
 	if (load.connections !== 64) console.log("  (the p99 goal is defined at 64 connections)");
 
 	if (results.some(r => r.cpu)) {
@@ -232,23 +230,10 @@ export async function main(argv: string[]): Promise<number> {
 	}
 
 	const failures = results.flatMap(r => runProblems(r).map(p => `${r.target}: ${p}`));
-	const file = path.join(REPO_ROOT, "bench-results", "gateway.json");
-	await mkdir(path.dirname(file), { recursive: true });
-	await writeFile(file, JSON.stringify({
-		benchmark: "gateway",
-		date: new Date().toISOString(),
-		machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, arch: os.arch() },
+	return writeReport("gateway", {
 		parameters: { path: `GET ${API}/me`, connections: load.connections, durationSec: load.durationSec, warmupSec: load.warmupSec, pipelining: load.pipelining, nats: natsUrl },
 		results: Object.fromEntries(results.map(({ target, ...r }) => [target, { ...r, ratioToBare: ratio({ target, ...r }) / 100 }])),
 		goals,
-		valid: failures.length === 0,
 		failures,
-	}, null, "\t") + "\n");
-	console.log(`\nwrote ${path.relative(process.cwd(), file) || file}`);
-
-	if (failures.length) {
-		console.error(`\nFAILED: measured runs had errors, the numbers above are not valid:\n  ${failures.join("\n  ")}`);
-		return 1;
-	}
-	return 0;
+	});
 }

@@ -19,7 +19,7 @@
  * Results go to bench-results/geo.json.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
+import { copyFile, readdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import v8 from "node:v8";
@@ -33,6 +33,7 @@ import { parseFlags, positiveInt, UsageError } from "./cli";
 import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom, machineBusyPct, runLoad, runProblems, type LoadOptions, type LoadResult, type Request } from "./load";
 import { canConnect, failure, freePort, REPO_ROOT, Scope, waitForHttp, type EnvOverrides, type Proc } from "./procs";
 import { formatTable } from "./table";
+import { printGoals, writeReport, type Goal } from "./report";
 
 export const usage = `npm run bench -- geo [options]
 
@@ -764,11 +765,6 @@ function cpuText(cpu: NonNullable<LoadResult["cpu"]>): string {
 	return [...servers, `autocannon ${cpu.loadGenerator} %`, `others ${cpu.others} %`, `machine ${cpu.machine} %`].join(", ");
 }
 
-interface Goal {
-	goal: string;
-	pass: boolean;
-	value: string;
-}
 
 export async function main(argv: string[]): Promise<number> {
 	const flags = parseFlags(argv, {
@@ -842,18 +838,12 @@ export async function main(argv: string[]): Promise<number> {
 			{ goal: `our index ≥ ${GOALS.vsRedis}× Redis one-at-a-time`, pass: redisRatios.every(x => x >= GOALS.vsRedis), value: perRadius(redisRatios) },
 			{ goal: `index memory ≤ ${GOALS.memoryMb} MB`, pass: inProc.indexBytesAfterQueries <= GOALS.memoryMb * MB, value: mb(inProc.indexBytesAfterQueries) },
 		);
-		console.log("\ngoals (in-process):");
-		for (const g of goals) console.log(`  ${g.pass ? "PASS" : "MISS"}  ${g.goal}: ${g.value}`);
+		printGoals("goals (in-process)", goals);
 
 		if (!skipHttp) http = await runHttp({ load, nPoints, nQueries, seed, natsUrl, redisUrl }, goals, failures);
 	}
 
-	const file = path.join(REPO_ROOT, "bench-results", "geo.json");
-	await mkdir(path.dirname(file), { recursive: true });
-	await writeFile(file, JSON.stringify({
-		benchmark: "geo",
-		date: new Date().toISOString(),
-		machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, arch: os.arch() },
+	return writeReport("geo", {
 		parameters: {
 			points: nPoints, positions: nQueries, seed, radiiM: RADII, limit: LIMIT, checkSample: CHECK_SAMPLE, warmupQueries: WARMUP_QUERIES, redisPipeline: REDIS_PIPELINE,
 			redis: redisUrl, http: skipHttp ? null : { path: `GET ${API}/points/nearby`, connections: load.connections, durationSec: load.durationSec, warmupSec: load.warmupSec, pipelining: load.pipelining, nats: natsUrl },
@@ -867,16 +857,8 @@ export async function main(argv: string[]): Promise<number> {
 			http: skipHttp ? null : Object.fromEntries(http.map(({ target, ...r }) => [target, r])),
 		},
 		goals,
-		valid: failures.length === 0,
 		failures,
-	}, null, "\t") + "\n");
-	console.log(`\nwrote ${path.relative(process.cwd(), file) || file}`);
-
-	if (failures.length) {
-		console.error(`\nFAILED:\n  ${failures.join("\n  ")}`);
-		return 1;
-	}
-	return 0;
+	});
 }
 
 async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: number; seed: number; natsUrl: string; redisUrl: string }, goals: Goal[], failures: string[]): Promise<HttpResult[]> {
@@ -908,8 +890,7 @@ async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: num
 		{ goal: `${r.target} p99 ≤ ${GOALS.p99Ms} ms at ${load.connections} connections`, pass: r.p99 <= GOALS.p99Ms, value: `${r.p99} ms` },
 	]);
 	goals.push(...httpGoals);
-	console.log("\ngoals (HTTP):");
-	for (const g of httpGoals) console.log(`  ${g.pass ? "PASS" : "MISS"}  ${g.goal}: ${g.value}`);
+	printGoals("goals (HTTP)", httpGoals);
 	if (load.connections !== 64) console.log("  (the p99 goal is defined at 64 connections)");
 	console.log(`  (${paths.length} distinct requests (${opts.nQueries} positions × ${RADII.length} radii) in a cycle: the cache hit rate grows with the passes over it)`);
 
