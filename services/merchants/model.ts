@@ -41,8 +41,8 @@ export interface MerchantDoc {
 	updatedAt: Date;
 }
 
-export interface PointDoc {
-	_id: string;
+/** What a point is, in the store and in every view of it. */
+export interface PointFields {
 	merchantId: string;
 	cityCode: string;
 	name: string;
@@ -52,10 +52,14 @@ export interface PointDoc {
 	openHours?: string;
 	pricing: Pricing;
 	status: PointStatus;
-	/** Enabled doors per size over the point's cabinets, kept with every cabinet/door change. */
-	doors: SizeCounts;
 	/** Grows with every change, so read models can ignore an older event that arrives late. */
 	version: number;
+}
+
+export interface PointDoc extends PointFields {
+	_id: string;
+	/** Enabled doors per size over the point's cabinets, kept with every cabinet/door change. */
+	doors: SizeCounts;
 	createdAt: Date;
 	updatedAt: Date;
 }
@@ -145,20 +149,10 @@ export const CATALOG_ENTITIES = {
 };
 
 /** A point as read models (geo) and clients see it. */
-export interface PointView {
+export interface PointView extends PointFields {
 	id: string;
-	merchantId: string;
-	cityCode: string;
-	name: string;
-	address: string;
-	lat: number;
-	lng: number;
-	openHours?: string;
-	pricing: Pricing;
-	status: PointStatus;
 	/** Free doors per size. Until door actors report, an enabled door counts as free. */
 	available: SizeCounts;
-	version: number;
 	createdAt: string;
 	updatedAt: string;
 }
