@@ -49,6 +49,9 @@ export const normalizeText = (s: string) => s.normalize("NFKC").toLowerCase().re
 
 const doorsFree = (a: SizeCounts) => a.S + a.M + a.L;
 
+/** The order of every list of points: by name, ties by id (stable across pages). */
+const byNameThenId = (a: GeoEntry, b: GeoEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1);
+
 export function toRow(e: GeoEntry, distance?: number): PointRow {
 	const row: PointRow = { id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available, pricing: e.pricing };
 	if (distance !== undefined) row.distance = Math.round(distance);
@@ -107,7 +110,7 @@ export class GeoReadModel {
 
 	/** Active points of a city, by name (stable across pages). */
 	cityPoints(cityCode: string): GeoEntry[] {
-		return [...(this.byCity.get(cityCode)?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
+		return [...(this.byCity.get(cityCode)?.values() ?? [])].sort(byNameThenId);
 	}
 
 	/** Points whose name or address contains `q` (case- and width-insensitive), by name. */
@@ -116,7 +119,7 @@ export class GeoReadModel {
 		const pools = cityCode ? [this.byCity.get(cityCode)] : [...this.byCity.values()];
 		const found: GeoEntry[] = [];
 		for (const pool of pools) if (pool) for (const e of pool.values()) if (e.text.includes(needle)) found.push(e);
-		return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
+		return found.sort(byNameThenId);
 	}
 
 	/** The city's H3 distribution at a map resolution: points and free doors per cell. */
