@@ -562,11 +562,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 			const summary = await seedDemoFleet(this.repos, this.logger, {
 				credentialsFile: dataDir ? path.join(dataDir, "demo-cabinet-credentials.jsonl") : undefined,
 			});
+			// seedDemoFleet has logged what it wrote; add how to try it.
 			if (summary.seeded) {
-				this.logger.info(
-					`Demo fleet seeded: ${summary.points} points, ${summary.cabinets} cabinets, ${summary.doors} doors in ${summary.cities} cities. ` +
-						`Try GET /api/v1/points/nearby?lat=31.2304&lng=121.4737 or sign in as the admin (ADMIN_USERNAME).`,
-				);
+				this.logger.info("Try GET /api/v1/points/nearby?lat=31.2304&lng=121.4737, or sign in as the admin (ADMIN_USERNAME).");
 			}
 		},
 	};
