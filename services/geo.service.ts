@@ -184,6 +184,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				const read = new GeoReadModel(chooseResolution(active));
 				for (const p of all) read.apply(p);
 				for (const p of this.pending.values()) read.apply(p);
+				read.pack();
 				this.pending.clear();
 				this.read = read;
 				this.logger.info(`Geo index ready: ${read.size} active points at H3 resolution ${read.index.res} (${read.index.cellCount} cells) in ${Date.now() - started} ms`);

@@ -6,8 +6,9 @@
  * the data, see `chooseResolution`). A query walks rings of cells around the
  * caller's cell and stops as soon as no further ring can hold a point nearer
  * than the k-th result it has (or than the radius). Exact great-circle
- * distance (spherical, from unit-vector chords) decides membership and order, ties broken by id, so the
- * answer is exactly the one a brute-force scan gives (`bruteForceNearby`).
+ * distance (spherical, from unit-vector chords) decides membership and order,
+ * ties broken by id, so the answer is exactly the one a brute-force scan gives
+ * (`bruteForceNearby`).
  *
  * Why the stop rule is sound: grid distance changes by at most one between
  * cells that touch, so a straight (geodesic) path from the caller to a point
@@ -18,19 +19,28 @@
  * exceeds the k-th result. Long walks over sparse data switch to checking every
  * occupied cell's centre, which is cheaper than walking and just as exact.
  *
- * Distances come from the chord between unit vectors (a few multiplications
- * per point); buckets are sorted by z = sin(latitude), so only the band
- * |Δz| ≤ chord is scanned.
+ * Speed comes from memory layout, not arithmetic (a query checks ~75 points):
+ * - points are packed bucket after bucket into one Float64Array (cells in H3
+ *   order), so a query reads a few short contiguous runs; points added or moved
+ *   since the last packing sit in small loose buckets until the next one;
+ * - rings are walked over a graph of cell nodes linked to their neighbours
+ *   (built once, around occupied cells when packing), so a walk costs pointer
+ *   hops rather than h3 calls and string lookups, and each origin keeps its
+ *   first rings;
+ * - within a bucket, points are sorted by z = sin(latitude), so only the band
+ *   |Δz| ≤ chord is scanned, and distances start as squared chords.
  */
 import * as h3 from "h3-js";
 
 export const EARTH_RADIUS_M = 6_371_008.8;
 const RAD = Math.PI / 180;
-/** Origin cells whose first rings are remembered (queries cluster in cities). */
-const ORIGIN_CACHE_SIZE = 32_768;
-const MAX_CACHED_RING = 6;
-/** Centres of empty cells that rings cross (occupied cells keep theirs in the bucket). */
-const GEO_CACHE_SIZE = 200_000;
+/**
+ * Cells the walk has met, linked to their neighbours. Past this many the graph
+ * is dropped and grows again (a bound on memory for callers spread worldwide).
+ */
+const CELL_GRAPH_LIMIT = 200_000;
+/** Rings kept per origin cell (queries cluster in cities); farther ones are walked each time. */
+const MAX_CACHED_RING = 4;
 
 export interface GeoPoint {
 	id: string;
@@ -53,43 +63,6 @@ export interface NearbyQuery<P> {
 	limit: number;
 	/** Only points for which this holds (e.g. a free door of a size). */
 	filter?: (p: P) => boolean;
-}
-
-interface Entry<P> {
-	point: P;
-	/** Unit vector; z = sin(latitude) also orders a bucket. */
-	x: number;
-	y: number;
-	z: number;
-}
-
-interface Bucket<P> {
-	entries: Entry<P>[];
-	/** Cell centre and the farthest distance from it to the cell's corners, for pruning whole cells. */
-	lat: number;
-	lng: number;
-	reach: number;
-}
-
-/** A ring: its cells with their centres and reach. */
-type Ring = CellGeo[];
-
-interface Origin {
-	cell: string;
-	/** rings[k] = cells at grid distance k (the first few, kept). */
-	rings: Ring[];
-}
-
-/** Scratch arrays for ordering a ring's cells (queries run one at a time). */
-let orderScratch = new Uint32Array(64);
-let nearScratch = new Float64Array(64);
-function ringOrder(n: number): Uint32Array {
-	if (orderScratch.length < n) orderScratch = new Uint32Array(n * 2);
-	return orderScratch;
-}
-function ringNear(n: number): Float64Array {
-	if (nearScratch.length < n) nearScratch = new Float64Array(n * 2);
-	return nearScratch;
 }
 
 /** A position as a unit vector: great-circle distance follows from the chord between two. */
@@ -242,29 +215,98 @@ export function cellGeometry(cell: string): CellGeo {
 	return { cell, lat, lng, x, y, z, reach: reach * 1.01 };
 }
 
-/** First index whose z is ≥ z (entries are kept sorted by z, i.e. by latitude). */
-function lowerBoundByZ(entries: readonly { z: number }[], z: number): number {
-	let lo = 0;
-	let hi = entries.length;
+/** A point as the index holds it: where it is filed (packed slot, or a loose bucket when slot is -1). */
+interface Entry<P> {
+	point: P;
+	cell: string;
+	/** Unit vector; z = sin(latitude) also orders a bucket. */
+	x: number;
+	y: number;
+	z: number;
+	slot: number;
+}
+
+/**
+ * Points added or moved since the last packing, per cell: the same layout as
+ * a packed bucket (coordinates flat, sorted by z) in growable arrays.
+ */
+interface LooseBucket<P> {
+	/** A copy: a node would keep its whole (possibly dropped) graph alive. */
+	geo: CellGeo;
+	xyz: number[];
+	points: P[];
+}
+
+/**
+ * Every point known at the last packing, laid out bucket after bucket (cells in
+ * H3 order, so a parent's children sit together) with their coordinates in one
+ * Float64Array: a query reads a few short runs of contiguous memory instead of
+ * chasing one object per point, which is what made the index slower than a
+ * kd-tree. Removed points leave a hole (undefined) until the next packing.
+ */
+interface Packed<P> {
+	bucketOf: Map<string, number>;
+	/** Slots of bucket b are start[b] … start[b + 1] - 1. */
+	start: Int32Array;
+	/** Per bucket: the cell centre's unit vector and the cell's reach (x, y, z, reach). */
+	cellGeo: Float64Array;
+	/** Per slot: unit vector (x, y, z), sorted by z within a bucket. */
+	xyz: Float64Array;
+	points: (P | undefined)[];
+}
+
+/**
+ * A cell as the walk sees it: geometry, where its points are filed, and its
+ * neighbours (linked on first use, so a walk costs pointer hops, not h3 calls).
+ */
+interface CellNode extends CellGeo {
+	neighbours: CellNode[] | null;
+	/** rings[k] = cells at grid distance k, kept for the first few k once a query started here. */
+	rings: CellNode[][] | null;
+	/** The query that last reached it (breadth-first marks). */
+	seen: number;
+	/** Packed bucket (-1: none), valid for the packing `generation`. */
+	bucket: number;
+	generation: number;
+}
+
+/** Loose points are packed once they exceed this many, or this share of the packed ones. */
+const LOOSE_MIN = 4096;
+const LOOSE_SHARE = 1 / 8;
+
+/** Scratch arrays for a ring's cells and their order (queries run one at a time). */
+let orderScratch = new Int32Array(64);
+let nearScratch = new Float64Array(64);
+
+/** First slot in [from, to) whose z is ≥ z (slots are sorted by z). */
+function lowerBoundByZ(xyz: ArrayLike<number>, from: number, to: number, z: number): number {
+	let lo = from;
+	let hi = to;
 	while (lo < hi) {
 		const mid = (lo + hi) >>> 1;
-		if (entries[mid].z < z) lo = mid + 1;
+		if (xyz[mid * 3 + 2] < z) lo = mid + 1;
 		else hi = mid;
 	}
 	return lo;
 }
 
-
-function newBucket<P>(cell: string): Bucket<P> {
-	const { lat, lng, reach } = cellGeometry(cell);
-	return { entries: [], lat, lng, reach };
+function emptyPacked<P>(): Packed<P> {
+	return { bucketOf: new Map(), start: new Int32Array(1), cellGeo: new Float64Array(0), xyz: new Float64Array(0), points: [] };
 }
 
 export class PointIndex<P extends GeoPoint> {
-	private readonly cells = new Map<string, Bucket<P>>();
-	private readonly byId = new Map<string, { entry: Entry<P>; cell: string }>();
-	private readonly origins = new Map<string, Origin>();
-	private readonly geoCache = new Map<string, CellGeo>();
+	private readonly byId = new Map<string, Entry<P>>();
+	/** Points per occupied cell. */
+	private readonly population = new Map<string, number>();
+	private packed: Packed<P> = emptyPacked();
+	/** Bumped by every packing: cached rings re-resolve their buckets. */
+	private generation = 0;
+	private holes = 0;
+	private readonly loose = new Map<string, LooseBucket<P>>();
+	private looseCount = 0;
+	private graph = new Map<string, CellNode>();
+	/** Stamp of the current walk. */
+	private walk = 0;
 
 	constructor(readonly res: number) {
 		if (!Number.isInteger(res) || res < 0 || res > 15) throw new RangeError(`H3 resolution must be 0–15, got ${res}`);
@@ -275,117 +317,214 @@ export class PointIndex<P extends GeoPoint> {
 	}
 
 	get cellCount(): number {
-		return this.cells.size;
+		return this.population.size;
 	}
 
 	get(id: string): P | undefined {
-		return this.byId.get(id)?.entry.point;
+		return this.byId.get(id)?.point;
 	}
 
 	*points(): IterableIterator<P> {
-		for (const { entry } of this.byId.values()) yield entry.point;
+		for (const entry of this.byId.values()) yield entry.point;
 	}
 
-	/** Adds or replaces a point (a move changes its bucket). */
+	/** Adds or replaces a point (a move changes its bucket; a change in place touches nothing else). */
 	upsert(point: P): void {
-		const cell = h3.latLngToCell(point.lat, point.lng, this.res);
 		const known = this.byId.get(point.id);
-		if (known && known.cell === cell && known.entry.point.lat === point.lat && known.entry.point.lng === point.lng) {
-			known.entry.point = point; // same place: only the data changed
+		if (known && known.point.lat === point.lat && known.point.lng === point.lng) {
+			this.replaceInPlace(known, point);
 			return;
 		}
-		if (known) this.detach(known.entry, known.cell);
+		if (known) this.detach(known);
+		const cell = h3.latLngToCell(point.lat, point.lng, this.res);
 		const [x, y, z] = unitVector(point.lat, point.lng);
-		const entry: Entry<P> = { point, x, y, z };
-		let bucket = this.cells.get(cell);
-		if (!bucket) this.cells.set(cell, (bucket = newBucket<P>(cell)));
-		bucket.entries.splice(lowerBoundByZ(bucket.entries, entry.z), 0, entry);
-		this.byId.set(point.id, { entry, cell });
+		const entry: Entry<P> = { point, cell, x, y, z, slot: -1 };
+		this.byId.set(point.id, entry);
+		this.population.set(cell, (this.population.get(cell) ?? 0) + 1);
+		let bucket = this.loose.get(cell);
+		if (!bucket) {
+			const { lat, lng, x: cx, y: cy, z: cz, reach } = this.node(cell);
+			this.loose.set(cell, (bucket = { geo: { cell, lat, lng, x: cx, y: cy, z: cz, reach }, xyz: [], points: [] }));
+		}
+		const at = lowerBoundByZ(bucket.xyz, 0, bucket.points.length, z);
+		bucket.xyz.splice(at * 3, 0, x, y, z);
+		bucket.points.splice(at, 0, point);
+		this.looseCount++;
 	}
 
 	remove(id: string): boolean {
 		const known = this.byId.get(id);
 		if (!known) return false;
-		this.detach(known.entry, known.cell);
+		this.detach(known);
 		this.byId.delete(id);
 		return true;
 	}
 
+	/**
+	 * Lays every point out afresh in the packed layer. The next query runs it by
+	 * itself once loose points or holes pile up (so a bulk load packs once, and the
+	 * cost is amortised over the changes); call it after a bulk load so the first
+	 * query does not pay for it.
+	 */
+	pack(): void {
+		const groups = new Map<string, Entry<P>[]>();
+		for (const e of this.byId.values()) {
+			const g = groups.get(e.cell);
+			if (g) g.push(e);
+			else groups.set(e.cell, [e]);
+		}
+		// Same resolution → same length: string order is H3 order.
+		const cells = [...groups.keys()].sort();
+		const n = this.byId.size;
+		const packed: Packed<P> = {
+			bucketOf: new Map(), start: new Int32Array(cells.length + 1), cellGeo: new Float64Array(cells.length * 4),
+			xyz: new Float64Array(n * 3), points: new Array<P | undefined>(n),
+		};
+		let slot = 0;
+		cells.forEach((cell, b) => {
+			// Queries start where the points are: their cells and the two rings around them are
+			// linked now, once, rather than by the first callers there.
+			const g = this.node(cell);
+			for (const nb of this.neighbours(g)) this.neighbours(nb);
+			packed.bucketOf.set(cell, b);
+			packed.start[b] = slot;
+			packed.cellGeo.set([g.x, g.y, g.z, g.reach], b * 4);
+			for (const e of groups.get(cell)!.sort((a, c) => a.z - c.z)) {
+				e.slot = slot;
+				packed.xyz[slot * 3] = e.x;
+				packed.xyz[slot * 3 + 1] = e.y;
+				packed.xyz[slot * 3 + 2] = e.z;
+				packed.points[slot++] = e.point;
+			}
+		});
+		packed.start[cells.length] = slot;
+		this.packed = packed;
+		this.generation++;
+		this.holes = 0;
+		this.loose.clear();
+		this.looseCount = 0;
+	}
+
 	nearby(q: NearbyQuery<P>): NearbyHit<P>[] {
-		const origin = this.origin(h3.latLngToCell(q.lat, q.lng, this.res));
+		const limit = Math.max(LOOSE_MIN, this.byId.size * LOOSE_SHARE);
+		if (this.looseCount > limit || this.holes > limit) this.pack();
+		if (this.graph.size > CELL_GRAPH_LIMIT) this.graph = new Map();
 		const top = new TopK<P>(q.limit);
-		const qv = unitVector(q.lat, q.lng);
+		const [qx, qy, qz] = unitVector(q.lat, q.lng);
+		const occupied = this.population.size;
+		const origin = this.node(h3.latLngToCell(q.lat, q.lng, this.res));
+		const rings = (origin.rings ??= [[origin]]);
+		let inner: CellNode[] = [];
+		let ring = rings[0];
 		let visited = 0;
 		for (let k = 0; ; k++) {
 			// A long walk (large radius over sparse data) costs about 20× more per cell than
 			// checking an occupied cell's centre: past that point scanning the occupied cells
 			// is cheaper, and just as exact.
-			visited += k === 0 ? 1 : 6 * k;
-			if (visited > this.cells.size / 16 + 64) return this.scanAll(q);
-			const ring = this.ring(origin, k);
-			// Distances of the ring's cells from the caller; visited nearest first.
-			const order = ringOrder(ring.length);
-			const near = ringNear(ring.length);
-			let ringNearest = Infinity;
-			for (let i = 0; i < ring.length; i++) {
-				const geo = ring[i];
-				const dx = geo.x - qv[0];
-				const dy = geo.y - qv[1];
-				const dz = geo.z - qv[2];
-				near[i] = distanceFromChord2(dx * dx + dy * dy + dz * dz) - geo.reach;
-				if (near[i] < ringNearest) ringNearest = near[i];
-				order[i] = i;
+			visited += ring.length;
+			if (visited > occupied / 16 + 64) return this.scanAll(q, qx, qy, qz);
+			const n = ring.length;
+			if (orderScratch.length < n) {
+				orderScratch = new Int32Array(n * 2);
+				nearScratch = new Float64Array(n * 2);
 			}
-			if (ring.length > 1) order.subarray(0, ring.length).sort((a, b) => near[a] - near[b]);
-			for (let n = 0; n < ring.length; n++) {
-				const i = order[n];
+			const order = orderScratch;
+			const near = nearScratch;
+			// Distances of the ring's cells from the caller; visited nearest first (insertion
+			// sort: rings are short, and a comparator sort costs more than it saves).
+			let ringNearest = Infinity;
+			for (let i = 0; i < n; i++) {
+				const c = ring[i];
+				const dx = c.x - qx;
+				const dy = c.y - qy;
+				const dz = c.z - qz;
+				const d = distanceFromChord2(dx * dx + dy * dy + dz * dz) - c.reach;
+				near[i] = d;
+				if (d < ringNearest) ringNearest = d;
+				let j = i;
+				while (j > 0 && near[order[j - 1]] > d) {
+					order[j] = order[j - 1];
+					j--;
+				}
+				order[j] = i;
+			}
+			const packed = this.packed;
+			for (let m = 0; m < n; m++) {
+				const i = order[m];
 				if (near[i] > Math.min(q.radius, top.worst)) break; // the rest are farther still
-				const bucket = this.cells.get(ring[i].cell);
-				if (bucket) this.visit(bucket, q, top, qv);
+				const c = ring[i];
+				if (c.generation !== this.generation) {
+					c.bucket = packed.bucketOf.get(c.cell) ?? -1;
+					c.generation = this.generation;
+				}
+				if (c.bucket >= 0) this.visit(packed.xyz, packed.points, packed.start[c.bucket], packed.start[c.bucket + 1], q, top, qx, qy, qz);
+				if (this.looseCount > 0) {
+					const lb = this.loose.get(c.cell);
+					if (lb) this.visit(lb.xyz, lb.points, 0, lb.points.length, q, top, qx, qy, qz);
+				}
 			}
 			// Any point beyond ring k lies past ring k, so at least this far away.
 			if (ringNearest > Math.min(q.radius, top.worst)) return top.result();
+			let outer = rings[k + 1];
+			if (!outer) {
+				outer = this.nextRing(inner, ring);
+				if (k + 1 <= MAX_CACHED_RING) rings[k + 1] = outer;
+			}
+			inner = ring;
+			ring = outer;
 		}
 	}
 
 	/** Every occupied cell that could hold a hit; cells whose nearest corner is too far are skipped whole. */
-	private scanAll(q: NearbyQuery<P>): NearbyHit<P>[] {
+	private scanAll(q: NearbyQuery<P>, qx: number, qy: number, qz: number): NearbyHit<P>[] {
 		const top = new TopK<P>(q.limit);
-		const qv = unitVector(q.lat, q.lng);
-		for (const bucket of this.cells.values()) {
-			if (greatCircleDistance(q.lat, q.lng, bucket.lat, bucket.lng) - bucket.reach > Math.min(q.radius, top.worst)) continue;
-			this.visit(bucket, q, top, qv);
+		const tooFar = (x: number, y: number, z: number, reach: number) => {
+			const dx = x - qx;
+			const dy = y - qy;
+			const dz = z - qz;
+			return distanceFromChord2(dx * dx + dy * dy + dz * dz) - reach > Math.min(q.radius, top.worst);
+		};
+		const { start, cellGeo, xyz, points } = this.packed;
+		for (let b = 0; b < start.length - 1; b++) {
+			if (tooFar(cellGeo[b * 4], cellGeo[b * 4 + 1], cellGeo[b * 4 + 2], cellGeo[b * 4 + 3])) continue;
+			this.visit(xyz, points, start[b], start[b + 1], q, top, qx, qy, qz);
+		}
+		for (const lb of this.loose.values()) {
+			if (tooFar(lb.geo.x, lb.geo.y, lb.geo.z, lb.geo.reach)) continue;
+			this.visit(lb.xyz, lb.points, 0, lb.points.length, q, top, qx, qy, qz);
 		}
 		return top.result();
 	}
 
-	private visit(bucket: Bucket<P>, q: NearbyQuery<P>, top: TopK<P>, qv: [number, number, number]): void {
-		const qx = qv[0];
-		const qy = qv[1];
-		const qz = qv[2];
-		const entries = bucket.entries;
+	/** Offers the points of slots [from, to) (sorted by z) that lie within the radius and pass the filter. */
+	private visit(
+		xyz: ArrayLike<number>, points: ArrayLike<P | undefined>, from: number, to: number,
+		q: NearbyQuery<P>, top: TopK<P>, qx: number, qy: number, qz: number,
+	): void {
 		// Compare squared chords (no trigonometry) until a point is known to be in range.
 		let chord = chordOf(Math.min(q.radius, top.worst));
 		let chord2 = chord * chord * (1 + 1e-9);
-		// Entries are sorted by z, and |Δz| never exceeds the chord: only that band can hold a hit.
+		// Slots are sorted by z, and |Δz| never exceeds the chord: only that band can hold a hit.
 		// Walk outwards from the caller's z, nearest band first, so the k-th distance (and with
 		// it the band) shrinks as early as possible.
-		let up = lowerBoundByZ(entries, qz);
+		let up = lowerBoundByZ(xyz, from, to, qz);
 		let down = up - 1;
-		while (up < entries.length || down >= 0) {
-			let e: Entry<P>;
-			if (down < 0 || (up < entries.length && entries[up].z - qz <= qz - entries[down].z)) e = entries[up++];
-			else e = entries[down--];
-			const dz = e.z - qz;
+		while (up < to || down >= from) {
+			let s: number;
+			if (down < from || (up < to && xyz[up * 3 + 2] - qz <= qz - xyz[down * 3 + 2])) s = up++;
+			else s = down--;
+			const dz = xyz[s * 3 + 2] - qz;
 			if (dz > chord || dz < -chord) break; // the nearer side is already out of the band, so is the other
-			const dx = e.x - qx;
-			const dy = e.y - qy;
+			const dx = xyz[s * 3] - qx;
+			const dy = xyz[s * 3 + 1] - qy;
 			const c2 = dx * dx + dy * dy + dz * dz;
 			if (c2 > chord2) continue;
+			const point = points[s];
+			if (point === undefined) continue; // removed since the packing
 			const d = distanceFromChord2(c2);
 			if (d > q.radius) continue;
-			if (q.filter && !q.filter(e.point)) continue;
-			top.offer(e.point, d);
+			if (q.filter && !q.filter(point)) continue;
+			top.offer(point, d);
 			if (top.full) {
 				chord = chordOf(Math.min(q.radius, top.worst));
 				chord2 = chord * chord * (1 + 1e-9);
@@ -393,51 +532,69 @@ export class PointIndex<P extends GeoPoint> {
 		}
 	}
 
-	/** Centre and reach of any cell (also empty ones, which rings cross), remembered. */
-	private cellGeo(cell: string): CellGeo {
-		let g = this.geoCache.get(cell);
-		if (!g) {
-			if (this.geoCache.size >= GEO_CACHE_SIZE) this.geoCache.clear();
-			this.geoCache.set(cell, (g = cellGeometry(cell)));
-		}
-		return g;
-	}
-
-	private detach(entry: Entry<P>, cell: string): void {
-		const bucket = this.cells.get(cell);
-		if (!bucket) return;
-		const entries = bucket.entries;
-		const i = entries.indexOf(entry);
-		if (i >= 0) entries.splice(i, 1);
-		if (entries.length === 0) this.cells.delete(cell);
-	}
-
-	private origin(cell: string): Origin {
-		let o = this.origins.get(cell);
-		if (o) return o;
-		o = { cell, rings: [] };
-		if (this.origins.size >= ORIGIN_CACHE_SIZE) this.origins.delete(this.origins.keys().next().value as string);
-		this.origins.set(cell, o);
-		return o;
-	}
-
-	private ring(origin: Origin, k: number): Ring {
-		const known = origin.rings[k];
-		if (known) return known;
-		let cells: string[];
-		if (k === 0) cells = [origin.cell];
+	private replaceInPlace(entry: Entry<P>, point: P): void {
+		if (entry.slot >= 0) this.packed.points[entry.slot] = point;
 		else {
-			try {
-				cells = h3.gridRingUnsafe(origin.cell, k);
-			} catch {
-				// Near a pentagon the fast walk fails: take the disk minus the inner disk.
-				const inner = new Set(h3.gridDisk(origin.cell, k - 1));
-				cells = h3.gridDisk(origin.cell, k).filter(c => !inner.has(c));
+			const lb = this.loose.get(entry.cell)!;
+			lb.points[lb.points.indexOf(entry.point)] = point;
+		}
+		entry.point = point;
+	}
+
+	/** Takes an entry out of its cell (the caller drops or re-files it). */
+	private detach(entry: Entry<P>): void {
+		if (entry.slot >= 0) {
+			this.packed.points[entry.slot] = undefined;
+			this.holes++;
+		} else {
+			const lb = this.loose.get(entry.cell)!;
+			const i = lb.points.indexOf(entry.point);
+			lb.points.splice(i, 1);
+			lb.xyz.splice(i * 3, 3);
+			if (lb.points.length === 0) this.loose.delete(entry.cell);
+			this.looseCount--;
+		}
+		const left = (this.population.get(entry.cell) ?? 1) - 1;
+		if (left === 0) this.population.delete(entry.cell);
+		else this.population.set(entry.cell, left);
+	}
+
+	/** The walk's node of a cell (also an empty one, which walks cross), made on first use. */
+	private node(cell: string): CellNode {
+		let n = this.graph.get(cell);
+		if (!n) this.graph.set(cell, (n = { ...cellGeometry(cell), neighbours: null, rings: null, seen: 0, bucket: -1, generation: -1 }));
+		return n;
+	}
+
+	/**
+	 * The ring after `ring` (inner is the one before): the neighbours of ring k are
+	 * in rings k - 1, k and k + 1, so the new ones form ring k + 1 (breadth-first
+	 * distance is grid distance, pentagons included).
+	 */
+	private nextRing(inner: readonly CellNode[], ring: readonly CellNode[]): CellNode[] {
+		const walk = ++this.walk;
+		for (const c of inner) c.seen = walk;
+		for (const c of ring) c.seen = walk;
+		const outer: CellNode[] = [];
+		for (const c of ring) {
+			for (const nb of this.neighbours(c)) {
+				if (nb.seen === walk) continue;
+				nb.seen = walk;
+				outer.push(nb);
 			}
 		}
-		const ring = cells.map(cell => this.cellGeo(cell));
-		// Rings of far walks (sparse areas) are not kept: memory would grow with k².
-		if (k <= MAX_CACHED_RING) origin.rings[k] = ring;
-		return ring;
+		return outer;
+	}
+
+	private neighbours(n: CellNode): CellNode[] {
+		if (n.neighbours) return n.neighbours;
+		let cells: string[];
+		try {
+			cells = h3.gridRingUnsafe(n.cell, 1);
+		} catch {
+			// Next to a pentagon the fast walk fails (and a pentagon has five neighbours).
+			cells = h3.gridDisk(n.cell, 1).filter(c => c !== n.cell);
+		}
+		return (n.neighbours = cells.map(c => this.node(c)));
 	}
 }

@@ -89,14 +89,17 @@ export class GeoReadModel {
 		this.versions.set(p.id, p.version);
 		const before = this.index.get(p.id);
 		if (before) this.detach(before);
-		if (p.status !== "active") return { before };
+		if (p.status !== "active") {
+			if (before) this.index.remove(p.id);
+			return { before };
+		}
 		const after: GeoEntry = {
 			id: p.id, cityCode: p.cityCode, name: p.name, address: p.address, lat: p.lat, lng: p.lng,
 			pricing: p.pricing, available: { ...p.available }, version: p.version,
 			cells: MAP_RESOLUTIONS.map(r => h3.latLngToCell(p.lat, p.lng, r)),
 			text: normalizeText(`${p.name} ${p.address}`),
 		};
-		this.index.upsert(after);
+		this.index.upsert(after); // replaces `before` in place when the point did not move
 		let city = this.byCity.get(after.cityCode);
 		if (!city) this.byCity.set(after.cityCode, (city = new Map()));
 		city.set(after.id, after);
@@ -139,8 +142,13 @@ export class GeoReadModel {
 		return { points, availableDoors };
 	}
 
+	/** Lays the index out afresh (after a bulk load). */
+	pack(): void {
+		this.index.pack();
+	}
+
+	/** Takes an entry out of the city lists and counts (the index entry is replaced or removed by the caller). */
 	private detach(e: GeoEntry): void {
-		this.index.remove(e.id);
 		const city = this.byCity.get(e.cityCode);
 		city?.delete(e.id);
 		if (city?.size === 0) this.byCity.delete(e.cityCode);

@@ -84,6 +84,49 @@ describe("PointIndex", () => {
 		expect(index.nearby({ lat: 31.3, lng: 121.4737, radius: 10, limit: 5 })).toEqual([]);
 	});
 
+	it("stays exact through packing, moves, changes in place, removals and additions", () => {
+		const index = new PointIndex<P>(8);
+		const live = new Map(points.map(p => [p.id, p]));
+		for (const p of points) index.upsert(p);
+		index.pack();
+		const expectExact = (queries: number) => {
+			for (let i = 0; i < queries; i++) {
+				const [lat, lng] = randomNear(rnd, spots[i % spots.length], 12_000);
+				const q = { lat, lng, radius: [500, 5_000, 50_000][i % 3], limit: [20, Infinity][i % 2], filter: i % 4 === 0 ? (p: P) => p.free > 0 : undefined };
+				const got = index.nearby(q).map(h => `${h.point.id}:${h.point.free}`).join(",");
+				const want = bruteForceNearby(live.values(), q).map(h => `${h.point.id}:${h.point.free}`).join(",");
+				if (got !== want) expect({ i, got }).toEqual({ i, got: want });
+			}
+		};
+		const ids = [...live.keys()];
+		for (let i = 0; i < 3_000; i++) {
+			const id = ids[Math.floor(rnd() * ids.length)];
+			const p = live.get(id);
+			if (!p) continue;
+			const action = i % 3;
+			if (action === 0) {
+				index.remove(id);
+				live.delete(id);
+			} else {
+				const [lat, lng] = action === 1 ? randomNear(rnd, [p.lat, p.lng], 3_000) : [p.lat, p.lng];
+				const changed = { ...p, lat, lng, free: (p.free + 1) % 3 };
+				index.upsert(changed);
+				live.set(id, changed);
+			}
+		}
+		for (let i = 0; i < 500; i++) {
+			const [lat, lng] = randomNear(rnd, spots[i % spots.length], 8_000);
+			const p = { id: `new${i}`, lat, lng, free: i % 3 };
+			index.upsert(p);
+			live.set(p.id, p);
+		}
+		expect(index.size).toBe(live.size);
+		expectExact(300); // packed layer with holes, plus loose points
+		index.pack();
+		expectExact(300);
+		expect([...index.points()].length).toBe(live.size);
+	});
+
 	it("reports exact great-circle distances, nearest first", () => {
 		const index = new PointIndex<P>(8);
 		for (const p of points) index.upsert(p);

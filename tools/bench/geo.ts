@@ -354,6 +354,7 @@ async function runInProcess(opts: { points: number; queries: number; seed: numbe
 	const chooseResolutionMs = performance.now() - t;
 	const index = new PointIndex<GeneratedPoint>(resolution);
 	for (const p of points) index.upsert(p);
+	index.pack(); // as the geo service does after its snapshot
 	const buildMs = performance.now() - t;
 	const indexBytes = liveBytes(gc) - baseline;
 	log(`our index: H3 resolution ${resolution} (chooseResolution), ${index.cellCount} cells, built in ${Math.round(buildMs)} ms ` +
