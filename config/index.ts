@@ -12,6 +12,7 @@ export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";
 export const DEV_SANDBOX_PAY_SECRET = "dev-only-sandbox-pay-secret";
+export const DEV_CABINET_SECRET_KEY = "dev-only-cabinet-secret-key-do-not-use-in-production";
 
 export interface RateLimitConfig {
 	/** Requests per window per client IP, all routes together. */
@@ -69,6 +70,8 @@ export interface Config {
 	};
 	admin: { username?: string; password?: string };
 	sandboxPaySecret: string;
+	/** Derives every cabinet's MQTT/signing secret (see services/merchants/credentials.ts): merchants and doors nodes need the same. */
+	cabinetSecretKey: string;
 	dingtalk: { webhookUrl?: string; secret?: string };
 	http: {
 		corsOrigins: string[] | "*";
@@ -178,6 +181,12 @@ export function loadConfig(env: Env = process.env): Config {
 	const sandboxPaySecret = str("SANDBOX_PAY_SECRET") ?? DEV_SANDBOX_PAY_SECRET;
 	if (production && sandboxPaySecret === DEV_SANDBOX_PAY_SECRET) problems.push("SANDBOX_PAY_SECRET must be set in production");
 
+	const cabinetSecretKey = str("CABINET_SECRET_KEY") ?? DEV_CABINET_SECRET_KEY;
+	if (production) {
+		if (cabinetSecretKey === DEV_CABINET_SECRET_KEY) problems.push("CABINET_SECRET_KEY must be set in production");
+		else if (cabinetSecretKey.length < 32) problems.push("CABINET_SECRET_KEY must be at least 32 characters in production");
+	}
+
 	const adminUsername = str("ADMIN_USERNAME");
 	const adminPassword = str("ADMIN_PASSWORD");
 	if (adminPassword !== undefined && adminPassword.length < 10) problems.push("ADMIN_PASSWORD must be at least 10 characters");
@@ -218,6 +227,7 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 		admin: { username: adminUsername, password: adminPassword },
 		sandboxPaySecret,
+		cabinetSecretKey,
 		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
 		http: {
 			corsOrigins,

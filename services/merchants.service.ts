@@ -303,11 +303,12 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const problems = doorProblems(ctx.params.doors);
 					if (problems.length) throw invalid(problems);
 					const point = await this.loadPoint(ctx, ctx.params.pointId, ["admin"]);
-					const secret = newCabinetSecret();
+					const id = this.repos.cabinets.newId();
+					const secret = newCabinetSecret(config.cabinetSecretKey, id);
 					const now = new Date();
 					const doors: DoorEntry[] = [...ctx.params.doors].sort((a, b) => a.no - b.no).map(d => ({ no: d.no, size: d.size, disabled: false }));
 					const cabinet = await this.repos.cabinets.insert({
-						pointId: point._id, merchantId: point.merchantId, doors, secretHash: secret.hash, secretRotatedAt: now, version: 1, createdAt: now, updatedAt: now,
+						_id: id, pointId: point._id, merchantId: point.merchantId, doors, secretHash: secret.hash, secretNonce: secret.nonce, secretRotatedAt: now, version: 1, createdAt: now, updatedAt: now,
 					});
 					// The cabinet exists now and its one-time password must reach the caller: a recount that
 					// keeps losing races is logged, and the next change of the point recounts it anyway.
@@ -332,9 +333,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				params: { id: idParam },
 				async handler(this: This, ctx: Context<{ id: string }, AppMeta>) {
 					const cabinet = await this.loadCabinet(ctx, ctx.params.id, ["admin"]);
-					const secret = newCabinetSecret();
+					const secret = newCabinetSecret(config.cabinetSecretKey, cabinet._id);
 					const now = new Date();
-					await this.repos.cabinets.updateById(cabinet._id, { $set: { secretHash: secret.hash, secretRotatedAt: now, updatedAt: now } });
+					await this.repos.cabinets.updateById(cabinet._id, { $set: { secretHash: secret.hash, secretNonce: secret.nonce, secretRotatedAt: now, updatedAt: now } });
 					await this.audit(ctx, { action: "cabinet.credentials.rotate", targetType: "cabinet", targetId: cabinet._id });
 					// The MQTT side drops the cabinet's current session on this event.
 					this.broker.broadcast("merchants.cabinet.credentialsRotated", { cabinetId: cabinet._id });
@@ -360,10 +361,11 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				async handler(this: This, ctx: Context<{ doorId: string; disabled: boolean }, AppMeta>) {
 					const ref = parseDoorId(ctx.params.doorId);
 					if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+					const id = doorId(ref.cabinetId, ref.no);
 					for (let attempt = 0; attempt < 5; attempt++) {
 						const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
 						const door = cabinet.doors.find(d => d.no === ref.no);
-						if (!door) throw notFound("Door", { doorId: ctx.params.doorId });
+						if (!door) throw notFound("Door", { doorId: id });
 						if (door.disabled !== ctx.params.disabled) {
 							const doors = cabinet.doors.map(d => (d.no === ref.no ? { ...d, disabled: ctx.params.disabled } : d));
 							const moved = await this.repos.cabinets.updateWhere(
@@ -373,11 +375,11 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 							if (moved !== 1) continue; // another door of this cabinet changed meanwhile: read again
 						}
 						const point = await this.recountPoint(cabinet.pointId);
-						await this.audit(ctx, { action: ctx.params.disabled ? "door.disable" : "door.enable", targetType: "door", targetId: ctx.params.doorId });
+						await this.audit(ctx, { action: ctx.params.disabled ? "door.disable" : "door.enable", targetType: "door", targetId: id });
 						this.broker.broadcast("merchants.door.updated", {
-							doorId: ctx.params.doorId, cabinetId: cabinet._id, no: ref.no, size: door.size, disabled: ctx.params.disabled, point: toPointView(point),
+							doorId: id, cabinetId: cabinet._id, no: ref.no, size: door.size, disabled: ctx.params.disabled, point: toPointView(point),
 						} satisfies DoorUpdatedEvent);
-						return { id: ctx.params.doorId, no: ref.no, size: door.size, disabled: ctx.params.disabled };
+						return { id, no: ref.no, size: door.size, disabled: ctx.params.disabled };
 					}
 					throw conflict("The cabinet is being changed by others; retry");
 				},
@@ -391,11 +393,12 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				async handler(this: This, ctx: Context<{ doorId: string; reason: string }, AppMeta>) {
 					const ref = parseDoorId(ctx.params.doorId);
 					if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+					const id = doorId(ref.cabinetId, ref.no);
 					const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
-					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: ctx.params.doorId });
+					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: id });
 					// Audited before the command goes out: an attempt to open a door is itself worth a record.
-					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: ctx.params.doorId, reason: ctx.params.reason });
-					return ctx.call("doors.operatorOpen", { doorId: ctx.params.doorId, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null });
+					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
+					return ctx.call("doors.operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null });
 				},
 			},
 
@@ -468,14 +471,14 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				},
 			},
 
-			/** Internal: the cabinet's doors as registered (door actors, hardware). */
+			/** Internal: the cabinet's doors as registered, and the nonce its secret derives from (door actors sign with it). */
 			cabinetDoors: {
 				visibility: "public",
 				params: { id: idParam },
 				async handler(this: This, ctx: Context<{ id: string }>) {
 					const c = await this.repos.cabinets.findById(ctx.params.id);
 					if (!c) throw notFound("Cabinet", { id: ctx.params.id });
-					return { id: c._id, pointId: c.pointId, merchantId: c.merchantId, doors: c.doors };
+					return { id: c._id, pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secretNonce: c.secretNonce };
 				},
 			},
 
@@ -560,6 +563,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 		async started(this: This) {
 			if (!config.demoSeed) return;
 			const summary = await seedDemoFleet(this.repos, this.logger, {
+				cabinetSecretKey: config.cabinetSecretKey,
 				credentialsFile: dataDir ? path.join(dataDir, "demo-cabinet-credentials.jsonl") : undefined,
 			});
 			// seedDemoFleet has logged what it wrote; add how to try it.

@@ -231,7 +231,7 @@ export async function main(argv: string[]): Promise<number> {
 		const progress = new Progress(args.points);
 		progress.update(0, true);
 		const chunks = generateFleetChunks(
-			{ points: args.points, cities: args.cities, doorsPerCabinet: args.doors, seed: args.seed, merchants: args.merchants },
+			{ points: args.points, cities: args.cities, doorsPerCabinet: args.doors, seed: args.seed, merchants: args.merchants, cabinetSecretKey: config.cabinetSecretKey },
 			args.chunk,
 		);
 		for (const chunk of chunks) {

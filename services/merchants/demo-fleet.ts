@@ -40,11 +40,13 @@ interface Log {
  * cabinet simulator; otherwise they are not kept anywhere (rotate a cabinet's
  * secret to use it).
  */
-export async function seedDemoFleet(repos: CatalogRepos, log: Log, opts: { credentialsFile?: string } = {}): Promise<DemoFleetSummary> {
+export async function seedDemoFleet(
+	repos: CatalogRepos, log: Log, opts: { cabinetSecretKey: string; credentialsFile?: string },
+): Promise<DemoFleetSummary> {
 	const none: DemoFleetSummary = { seeded: false, cities: 0, merchants: 0, points: 0, cabinets: 0, doors: 0 };
 	if ((await repos.points.count()) > 0) return none;
 
-	const fleet = generateFleet(DEMO_FLEET);
+	const fleet = generateFleet({ ...DEMO_FLEET, cabinetSecretKey: opts.cabinetSecretKey });
 	const existing = new Set((await repos.cities.find({ query: { _id: { $in: fleet.cities.map(c => c._id) } } })).map(c => c._id));
 	const newCities = fleet.cities.filter(c => !existing.has(c._id));
 	try {

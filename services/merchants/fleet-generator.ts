@@ -201,6 +201,8 @@ export interface FleetOptions {
 	seed?: number;
 	/** Default max(5, points / 200). */
 	merchants?: number;
+	/** CABINET_SECRET_KEY of the platform that will load the fleet (the cabinets' secrets derive from it). */
+	cabinetSecretKey: string;
 }
 
 interface ResolvedOptions {
@@ -210,6 +212,7 @@ interface ResolvedOptions {
 	seed: number;
 	merchants: number;
 	createdAt: Date;
+	cabinetSecretKey: string;
 }
 
 export const DEFAULT_SEED = 42;
@@ -226,7 +229,7 @@ function resolve(opts: FleetOptions): ResolvedOptions {
 	if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer (got ${seed})`);
 	const merchants = opts.merchants ?? Math.max(5, Math.floor(points / 200));
 	if (!Number.isInteger(merchants) || merchants < 1) throw new RangeError(`merchants must be a positive integer (got ${merchants})`);
-	return { points, cities: HOT_CITIES.slice(0, cities), doorsPerCabinet, seed, merchants, createdAt: fleetDate(seed) };
+	return { points, cities: HOT_CITIES.slice(0, cities), doorsPerCabinet, seed, merchants, createdAt: fleetDate(seed), cabinetSecretKey: opts.cabinetSecretKey };
 }
 
 /** The fixed creation date of a seed's fleet: a day of 2025 chosen by the seed, 08:00 Beijing time. */
@@ -288,7 +291,7 @@ function placer(seed: number, cities: readonly HotCity[]) {
  * no names, cabinets or secrets, so 100 000 points take a few tens of ms.
  */
 export function generatePoints(count: number, seed: number = DEFAULT_SEED, cities: number = HOT_CITIES.length): GeneratedPoint[] {
-	const { cities: chosen } = resolve({ points: count, cities, doorsPerCabinet: 1, seed, merchants: 1 });
+	const { cities: chosen } = resolve({ points: count, cities, doorsPerCabinet: 1, seed, merchants: 1, cabinetSecretKey: "" });
 	const next = placer(seed, chosen);
 	const out: GeneratedPoint[] = new Array(count);
 	for (let i = 0; i < count; i++) {
@@ -459,9 +462,9 @@ export function* generateFleetChunks(opts: FleetOptions, chunkSize = 1000): Gene
 		for (let c = 0; c < nCabinets; c++) {
 			const doors = makeDoors(rng, o.doorsPerCabinet);
 			const cabinetId = randomId(rng, "cab");
-			const secret = newCabinetSecret();
+			const secret = newCabinetSecret(o.cabinetSecretKey, cabinetId);
 			cabinets.push({
-				_id: cabinetId, pointId: point._id, merchantId: merchant._id, doors, secretHash: secret.hash,
+				_id: cabinetId, pointId: point._id, merchantId: merchant._id, doors, secretHash: secret.hash, secretNonce: secret.nonce,
 				secretRotatedAt: at, version: 1, createdAt: at, updatedAt: at,
 			});
 			chunk.secrets.push({

@@ -77,6 +77,8 @@ export interface CabinetDoc {
 	doors: DoorEntry[];
 	/** SHA-256 of the cabinet's MQTT secret (the secret is 256 random bits, so a slow hash adds nothing). */
 	secretHash: string;
+	/** With CABINET_SECRET_KEY, derives the secret (services/merchants/credentials.ts). */
+	secretNonce: string;
 	secretRotatedAt: Date;
 	version: number;
 	createdAt: Date;
@@ -124,7 +126,7 @@ export const CabinetEntity: EntityDefinition = {
 	collection: "cabinets",
 	idPrefix: "cab",
 	fields: {
-		pointId: "string", merchantId: "string", doors: "array", secretHash: "string", secretRotatedAt: "date",
+		pointId: "string", merchantId: "string", doors: "array", secretHash: "string", secretNonce: "string", secretRotatedAt: "date",
 		version: "number", createdAt: "date", updatedAt: "date",
 	},
 	indexes: [{ fields: { pointId: 1 } }, { fields: { merchantId: 1 } }],
@@ -167,13 +169,8 @@ export function toPointView(p: PointDoc): PointView {
 	return v;
 }
 
-export const doorId = (cabinetId: string, no: number) => `${cabinetId}:${no}`;
-
-/** `{cabinetId}:{no}` → parts, or null when it is not a door id. */
-export function parseDoorId(id: string): { cabinetId: string; no: number } | null {
-	const m = /^(cab_[A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,3})$/.exec(id);
-	return m ? { cabinetId: m[1], no: Number(m[2]) } : null;
-}
+/** Door ids follow PROTOCOL.md (canonical `{cabinetId}:{no}`, 2-digit padding); one definition, in the protocol module. */
+export { formatDoorId as doorId, parseDoorId } from "../../actors/protocol";
 
 /** Enabled doors per size, the point's capacity while no door actor says otherwise. */
 export function enabledDoorCounts(cabinets: Pick<CabinetDoc, "doors">[]): SizeCounts {

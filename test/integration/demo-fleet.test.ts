@@ -28,7 +28,7 @@ afterAll(async () => {
 it("seeds an empty catalog once, keeping a city that already exists", async () => {
 	await repos.cities.insert({ _id: "SH", name: "上海", lat: 31.2304, lng: 121.4737, createdAt: new Date() });
 	const file = path.join(tmp, "creds.jsonl");
-	const summary = await seedDemoFleet(repos, log, { credentialsFile: file });
+	const summary = await seedDemoFleet(repos, log, { cabinetSecretKey: "test-key", credentialsFile: file });
 	expect(summary).toMatchObject({ seeded: true, cities: 4, merchants: 5, points: DEMO_FLEET.points });
 	expect(await repos.cities.count()).toBe(5);
 	expect(await repos.points.count()).toBe(DEMO_FLEET.points);
@@ -45,6 +45,6 @@ it("seeds an empty catalog once, keeping a city that already exists", async () =
 	expect(cabinet.secretHash).toBe(hashCabinetSecret(lines[0].password));
 	expect(lines[0].pointId).toBe(cabinet.pointId);
 
-	expect(await seedDemoFleet(repos, log)).toMatchObject({ seeded: false, points: 0 });
+	expect(await seedDemoFleet(repos, log, { cabinetSecretKey: "test-key" })).toMatchObject({ seeded: false, points: 0 });
 	expect(await repos.points.count()).toBe(DEMO_FLEET.points);
 });
