@@ -1,0 +1,214 @@
+/**
+ * Where door state lives between messages, and who may write it.
+ *
+ * Ownership is per cabinet: a lease held by one node (owner token = node id +
+ * a random id of this process) with an epoch that grows on every takeover.
+ * Every write names the epoch it was made under and is refused unless that
+ * lease is still held at that epoch — a node that paused past its lease (GC,
+ * network) finds its writes refused and stops commanding (ARCHITECTURE.md
+ * invariant 1, "fencing").
+ *
+ * - RedisDoorStore (distributed): the lease, the records and the timer index
+ *   are checked and written in one Lua script each, so "check lease, write"
+ *   is atomic.
+ * - LocalDoorStore (embedded): one node by construction; records go to the
+ *   embedded database (NeDB under DATA_DIR) before anything is acknowledged,
+ *   and the epoch still grows per start, so commands from an earlier run are
+ *   stale to the cabinet.
+ */
+import type { Redis } from "ioredis";
+import type { Repository } from "../mixins/repository";
+import type { DoorRecord } from "./door-machine";
+
+export type LeaseAnswer = { epoch: number } | { heldBy: string };
+
+export interface DoorStore {
+	/** Takes the cabinet's lease (a new epoch), or keeps it if this owner holds it already. */
+	acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer>;
+	/** Extends a held lease; false = lost (expired or taken over). */
+	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
+	release(cabinetId: string, owner: string, epoch: number): Promise<void>;
+	load(cabinetId: string): Promise<DoorRecord[]>;
+	/** Writes records and their next due times iff the lease is still (owner, epoch); false = fenced off. */
+	save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean>;
+	/** Cabinets with a door timer due by `now` (any owner: used to wake cabinets nobody holds). */
+	due(now: number, limit: number): Promise<string[]>;
+	close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Redis
+
+const ACQUIRE = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  local owner = string.sub(cur, 1, sep - 1)
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, string.sub(cur, sep + 1)}
+  end
+  return {0, owner}
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch, 'PX', ARGV[2])
+return {1, tostring(epoch)}`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/** KEYS: lease, doors hash, timers zset. ARGV: owner|epoch, cabinetId, then per record: no, json, due (or ''). */
+const SAVE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local nextDue = nil
+for i = 3, #ARGV, 3 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+for i = 3, #ARGV, 3 do
+  if ARGV[i + 2] == '' then redis.call('HDEL', KEYS[2] .. ':due', ARGV[i]) else redis.call('HSET', KEYS[2] .. ':due', ARGV[i], ARGV[i + 2]) end
+end
+local dues = redis.call('HVALS', KEYS[2] .. ':due')
+for _, d in ipairs(dues) do
+  local n = tonumber(d)
+  if nextDue == nil or n < nextDue then nextDue = n end
+end
+if nextDue == nil then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], nextDue, ARGV[2]) end
+return 1`;
+
+export class RedisDoorStore implements DoorStore {
+	constructor(private readonly redis: Redis, private readonly prefix = "lk:") {}
+
+	private lease = (c: string) => `${this.prefix}lease:{${c}}`;
+	private epochKey = (c: string) => `${this.prefix}epoch:{${c}}`;
+	private doorsKey = (c: string) => `${this.prefix}doors:{${c}}`;
+	private timersKey = () => `${this.prefix}door-timers`;
+
+	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
+		const [got, value] = (await this.redis.eval(ACQUIRE, 2, this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs)) as [number, string];
+		return got === 1 ? { epoch: Number(value) } : { heldBy: value };
+	}
+
+	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
+		return (await this.redis.eval(RENEW, 1, this.lease(cabinetId), `${owner}|${epoch}`, ttlMs)) === 1;
+	}
+
+	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
+		await this.redis.eval(RELEASE, 1, this.lease(cabinetId), `${owner}|${epoch}`);
+	}
+
+	async load(cabinetId: string): Promise<DoorRecord[]> {
+		const all = await this.redis.hgetall(this.doorsKey(cabinetId));
+		return Object.values(all).map(v => JSON.parse(v) as DoorRecord);
+	}
+
+	async save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean> {
+		const args: (string | number)[] = [`${owner}|${epoch}`, cabinetId];
+		for (const { record, due } of records) args.push(String(record.no), JSON.stringify(record), due === null ? "" : String(due));
+		return (await this.redis.eval(SAVE, 3, this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), ...args)) === 1;
+	}
+
+	async due(now: number, limit: number): Promise<string[]> {
+		return this.redis.zrangebyscore(this.timersKey(), 0, now, "LIMIT", 0, limit);
+	}
+
+	async close(): Promise<void> {}
+}
+
+// ---------------------------------------------------------------------------
+// Embedded
+
+export interface DoorCabinetDoc {
+	_id: string;
+	epoch: number;
+	/** Door number → record. */
+	doors: Record<string, DoorRecord>;
+	/** Door number → next due time. */
+	dues: Record<string, number>;
+	/** Earliest of `dues` (indexed), or null. */
+	nextDue: number | null;
+}
+
+export const DOOR_STATE_ENTITY = {
+	collection: "door_states",
+	idPrefix: "dst",
+	fields: { epoch: "number", doors: "object", dues: "object", nextDue: "number" },
+	indexes: [{ fields: { nextDue: 1 }, sparse: true }],
+} as const;
+
+export class LocalDoorStore implements DoorStore {
+	private readonly leases = new Map<string, { owner: string; epoch: number; until: number }>();
+	/** One write at a time per cabinet, in order (a cabinet's writes come from one actor host anyway). */
+	private readonly writing = new Map<string, Promise<unknown>>();
+
+	constructor(private readonly repo: Repository<DoorCabinetDoc>, private readonly now: () => number = Date.now) {}
+
+	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
+		const held = this.leases.get(cabinetId);
+		if (held && held.until > this.now() && held.owner !== owner) return { heldBy: held.owner };
+		if (held && held.owner === owner && held.until > this.now()) {
+			held.until = this.now() + ttlMs;
+			return { epoch: held.epoch };
+		}
+		const doc = await this.repo.findById(cabinetId);
+		const epoch = (doc?.epoch ?? 0) + 1;
+		if (doc) await this.repo.updateById(cabinetId, { $set: { epoch } });
+		else await this.repo.insert({ _id: cabinetId, epoch, doors: {}, dues: {}, nextDue: null });
+		this.leases.set(cabinetId, { owner, epoch, until: this.now() + ttlMs });
+		return { epoch };
+	}
+
+	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
+		const held = this.leases.get(cabinetId);
+		if (!held || held.owner !== owner || held.epoch !== epoch || held.until <= this.now()) return false;
+		held.until = this.now() + ttlMs;
+		return true;
+	}
+
+	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
+		const held = this.leases.get(cabinetId);
+		if (held && held.owner === owner && held.epoch === epoch) this.leases.delete(cabinetId);
+	}
+
+	async load(cabinetId: string): Promise<DoorRecord[]> {
+		const doc = await this.repo.findById(cabinetId);
+		return doc ? Object.values(doc.doors) : [];
+	}
+
+	save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean> {
+		const prev = this.writing.get(cabinetId) ?? Promise.resolve();
+		const run = prev.then(async () => {
+			const held = this.leases.get(cabinetId);
+			if (!held || held.owner !== owner || held.epoch !== epoch) return false;
+			const doc = await this.repo.findById(cabinetId);
+			if (!doc || doc.epoch !== epoch) return false;
+			const doors = { ...doc.doors };
+			const dues = { ...doc.dues };
+			for (const { record, due } of records) {
+				doors[record.no] = record;
+				if (due === null) delete dues[record.no];
+				else dues[record.no] = due;
+			}
+			const all = Object.values(dues);
+			await this.repo.updateById(cabinetId, { $set: { doors, dues, nextDue: all.length ? Math.min(...all) : null } });
+			return true;
+		});
+		const settled = run.catch(() => undefined);
+		this.writing.set(cabinetId, settled);
+		void settled.then(() => {
+			if (this.writing.get(cabinetId) === settled) this.writing.delete(cabinetId);
+		});
+		return run;
+	}
+
+	async due(now: number, limit: number): Promise<string[]> {
+		const docs = await this.repo.find({ query: { nextDue: { $lte: now } }, limit });
+		return docs.map(d => d._id);
+	}
+
+	async close(): Promise<void> {}
+}
