@@ -54,6 +54,17 @@ export interface DoorRecord {
 	fault: string | null;
 	version: number;
 	updatedAt: number;
+	/**
+	 * Events of committed transitions not yet known to be delivered: written in
+	 * the same record as the change (an outbox), emitted after the write, and
+	 * emitted again by whoever loads the record next if the node died first.
+	 */
+	outbox?: OutboxItem[];
+}
+
+export interface OutboxItem extends DoorEffect {
+	version: number;
+	at: number;
 }
 
 export type DoorEventName =

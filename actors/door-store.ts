@@ -17,6 +17,7 @@
  *   stale to the cabinet.
  */
 import type { Redis } from "ioredis";
+import type { EntityDefinition } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
 import type { DoorRecord } from "./door-machine";
 
@@ -133,12 +134,12 @@ export interface DoorCabinetDoc {
 	nextDue: number | null;
 }
 
-export const DOOR_STATE_ENTITY = {
+export const DOOR_STATE_ENTITY: EntityDefinition = {
 	collection: "door_states",
 	idPrefix: "dst",
 	fields: { epoch: "number", doors: "object", dues: "object", nextDue: "number" },
 	indexes: [{ fields: { nextDue: 1 }, sparse: true }],
-} as const;
+};
 
 export class LocalDoorStore implements DoorStore {
 	private readonly leases = new Map<string, { owner: string; epoch: number; until: number }>();

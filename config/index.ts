@@ -7,12 +7,14 @@
  */
 import path from "node:path";
 
-export const ALL_SERVICES = ["api", "users", "merchants", "geo"] as const;
+export const ALL_SERVICES = ["api", "users", "merchants", "geo", "hardware", "doors"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";
 export const DEV_SANDBOX_PAY_SECRET = "dev-only-sandbox-pay-secret";
 export const DEV_CABINET_SECRET_KEY = "dev-only-cabinet-secret-key-do-not-use-in-production";
+export const DEV_MQTT_PASSWORD = "dev-only-mqtt-platform-password";
+export const DEV_MQTT_HOOK_SECRET = "dev-only-mqtt-hook-secret";
 
 export interface RateLimitConfig {
 	/** Requests per window per client IP, all routes together. */
@@ -70,6 +72,24 @@ export interface Config {
 	};
 	admin: { username?: string; password?: string };
 	sandboxPaySecret: string;
+	mqtt: {
+		/** The platform's own MQTT account (full access to lockers/#): hardware bridge and door actors. */
+		username: string;
+		password: string;
+		/** Shared secret EMQX sends (header x-hook-secret) to the authentication/authorization hooks. */
+		hookSecret: string;
+		/** Shared-subscription group of the hardware nodes on an external broker. */
+		shareGroup: string;
+	};
+	doors: {
+		/** How long a door command may take to be acked (also its notAfter). */
+		commandTimeoutMs: number;
+		/** A door open longer than this raises "door left open". */
+		openTooLongSec: number;
+		/** Ownership lease of a cabinet (a crashed owner's cabinets move after at most this). */
+		leaseTtlMs: number;
+		mailboxLimit: number;
+	};
 	/** Derives every cabinet's MQTT/signing secret (see services/merchants/credentials.ts): merchants and doors nodes need the same. */
 	cabinetSecretKey: string;
 	dingtalk: { webhookUrl?: string; secret?: string };
@@ -187,6 +207,11 @@ export function loadConfig(env: Env = process.env): Config {
 		else if (cabinetSecretKey.length < 32) problems.push("CABINET_SECRET_KEY must be at least 32 characters in production");
 	}
 
+	const mqttPassword = str("MQTT_PASSWORD") ?? DEV_MQTT_PASSWORD;
+	const mqttHookSecret = str("MQTT_HOOK_SECRET") ?? DEV_MQTT_HOOK_SECRET;
+	if (production && mqttPassword === DEV_MQTT_PASSWORD) problems.push("MQTT_PASSWORD must be set in production");
+	if (production && mqttHookSecret === DEV_MQTT_HOOK_SECRET) problems.push("MQTT_HOOK_SECRET must be set in production");
+
 	const adminUsername = str("ADMIN_USERNAME");
 	const adminPassword = str("ADMIN_PASSWORD");
 	if (adminPassword !== undefined && adminPassword.length < 10) problems.push("ADMIN_PASSWORD must be at least 10 characters");
@@ -228,6 +253,13 @@ export function loadConfig(env: Env = process.env): Config {
 		admin: { username: adminUsername, password: adminPassword },
 		sandboxPaySecret,
 		cabinetSecretKey,
+		mqtt: { username: str("MQTT_USERNAME") ?? "platform", password: mqttPassword, hookSecret: mqttHookSecret, shareGroup: str("MQTT_SHARE_GROUP") ?? "hardware" },
+		doors: {
+			commandTimeoutMs: int("DOOR_COMMAND_TIMEOUT_MS", 5000, 200, 60_000),
+			openTooLongSec: int("DOOR_OPEN_TOO_LONG_SEC", 120, 5, 86_400),
+			leaseTtlMs: int("DOOR_LEASE_TTL_MS", 10_000, 1000, 120_000),
+			mailboxLimit: int("DOOR_MAILBOX_LIMIT", 64, 1, 100_000),
+		},
 		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
 		http: {
 			corsOrigins,

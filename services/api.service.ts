@@ -7,6 +7,7 @@
  * checks the action's declared `auth` rule and the per-user rate limit, and
  * forwards the call with `ctx.meta.user`. Errors leave in API.md's shape.
  */
+import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
@@ -139,6 +140,24 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 							const r = await checkReadiness(this.broker, config);
 							this.sendJson(req, res, r.ready ? 200 : 503, r);
 						},
+					},
+				},
+				{
+					// EMQX's authentication/authorization hooks (deploy/emqx/emqx.conf): no user token, no
+					// per-IP limit (every CONNECT and PUBLISH comes from the broker's address), but the
+					// shared hook secret in x-hook-secret.
+					name: "mqtt-hooks",
+					path: `${API_PREFIX}/internal/mqtt`,
+					mappingPolicy: "restrict",
+					autoAliases: false,
+					authentication: false,
+					authorization: false,
+					bodyParsers: { json: { limit: "8kb", strict: true }, urlencoded: false },
+					aliases: { "POST /auth": "hardware.mqttAuth", "POST /acl": "hardware.mqttAcl" },
+					onBeforeCall(ctx: Context<unknown, AppMeta & { mqttHook?: boolean }>, _route: unknown, req: Req) {
+						const given = String(req.headers["x-hook-secret"] ?? "");
+						const digest = (s: string) => crypto.createHash("sha256").update(s).digest();
+						ctx.meta.mqttHook = crypto.timingSafeEqual(digest(given), digest(config.mqtt.hookSecret));
 					},
 				},
 				{

@@ -8,6 +8,8 @@ import { createApiService } from "./api.service";
 import { createUsersService } from "./users.service";
 import { createMerchantsService } from "./merchants.service";
 import { createGeoService } from "./geo.service";
+import { createHardwareService } from "./hardware.service";
+import { createDoorsService } from "../actors/doors.service";
 
 export interface SchemaOptions {
 	/** Override the data directory (`null` = in-memory NeDB, for tests). */
@@ -20,6 +22,8 @@ export function createDomainSchemas(config: Config, opts: SchemaOptions = {}): P
 		users: createUsersService(config, opts),
 		merchants: createMerchantsService(config, opts),
 		geo: createGeoService(config),
+		hardware: createHardwareService(config),
+		doors: createDoorsService(config, opts),
 	};
 }
 

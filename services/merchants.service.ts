@@ -20,6 +20,8 @@ import type { AppMeta, Role } from "../types/auth";
 import { latParam, lngParam, pageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
 import { newCabinetSecret, verifyCabinetSecret } from "./merchants/credentials";
+import { callDoors } from "../actors/door-client";
+import type { DoorView as LiveDoorView } from "../actors/cabinet-host";
 import { seedDemoFleet } from "./merchants/demo-fleet";
 import {
 	CATALOG_ENTITIES, DEFAULT_PRICING, POINT_STATUSES, SIZES, doorId, enabledDoorCounts, parseDoorId, toPointView,
@@ -349,7 +351,22 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				summary: "A cabinet with its doors",
 				params: { id: idParam },
 				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<CabinetView> {
-					return this.cabinetView(await this.loadCabinet(ctx, ctx.params.id, ["admin", "operator"]));
+					const view = this.cabinetView(await this.loadCabinet(ctx, ctx.params.id, ["admin", "operator"]));
+					try {
+						// The live part (link, door states) belongs to the door actors.
+						const live = await callDoors<{ online: boolean; lastSeenAt: string | null; doors: LiveDoorView[] }>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id);
+						const byNo = new Map(live.doors.map(d => [d.no, d]));
+						return {
+							...view, online: live.online, lastSeenAt: live.lastSeenAt,
+							doors: view.doors.map(d => {
+								const l = byNo.get(d.no);
+								return l ? { ...d, state: l.state, open: l.open, occupied: l.occupied, ...(l.orderId ? { orderId: l.orderId } : {}) } : d;
+							}),
+						};
+					} catch (err: any) {
+						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${err.message}); answering from the catalog`);
+						return view;
+					}
 				},
 			},
 
@@ -366,6 +383,8 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
 						const door = cabinet.doors.find(d => d.no === ref.no);
 						if (!door) throw notFound("Door", { doorId: id });
+						// The door actor decides first: a door held by an order cannot be disabled (409).
+						if (attempt === 0) await callDoors(ctx, this.broker, "setDisabled", { doorId: id, disabled: ctx.params.disabled }, ref.cabinetId);
 						if (door.disabled !== ctx.params.disabled) {
 							const doors = cabinet.doors.map(d => (d.no === ref.no ? { ...d, disabled: ctx.params.disabled } : d));
 							const moved = await this.repos.cabinets.updateWhere(
@@ -398,7 +417,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: id });
 					// Audited before the command goes out: an attempt to open a door is itself worth a record.
 					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
-					return ctx.call("doors.operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null });
+					return callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
+						timeout: config.doors.commandTimeoutMs + 2000,
+					});
 				},
 			},
 

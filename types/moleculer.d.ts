@@ -19,5 +19,7 @@ declare module "moleculer" {
 		summary?: string;
 		/** `"credentials"`: sign-up/sign-in routes, held to the stricter per-IP limit. */
 		rateLimit?: "credentials";
+		/** Per-action request timeout (ms), read by Moleculer's timeout middleware (missing from its typings). */
+		timeout?: number;
 	}
 }

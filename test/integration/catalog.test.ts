@@ -256,7 +256,7 @@ describe("catalog CRUD as admin", () => {
 		expect(cabinet.status).toBe(200);
 		expect(cabinet.body).toMatchObject({ id: cabinetId, pointId, merchantId, online: false, lastSeenAt: null });
 		expect(cabinet.body.secretHash).toBeUndefined();
-		expect(cabinet.body.doors).toEqual([1, 2, 3, 4].map(no => expect.objectContaining({ id: `${cabinetId}:${no}`, no, state: "available", open: false, occupied: false })));
+		expect(cabinet.body.doors).toEqual([1, 2, 3, 4].map(no => expect.objectContaining({ id: `${cabinetId}:0${no}`, no, state: "available", open: false, occupied: false })));
 		expect(cabinet.body.doors.map((d: any) => d.size)).toEqual(["S", "M", "L", "M"]);
 
 		// --- credentials: a new secret, the old one stops working
@@ -268,7 +268,7 @@ describe("catalog CRUD as admin", () => {
 		expect(await broker.call("merchants.verifyCabinet", { username: cabinetId, password: cab.body.credentials.password })).toEqual({ ok: false });
 
 		// --- doors
-		const doorM = `${cabinetId}:2`;
+		const doorM = `${cabinetId}:02`; // door ids are canonical with two digits (PROTOCOL.md)
 		const disabled = await asAdmin("PATCH", `/doors/${doorM}`, { disabled: true });
 		expect(disabled).toMatchObject({ status: 200, body: { id: doorM, no: 2, size: "M", disabled: true } });
 		const afterDisable = await asAdmin("GET", `/cabinets/${cabinetId}`);
@@ -281,10 +281,10 @@ describe("catalog CRUD as admin", () => {
 		expect(await asAdmin("PATCH", `/doors/${cabinetId}:9`, { disabled: true })).toMatchObject({ status: 404 });
 		expect(await asAdmin("PATCH", "/doors/not-a-door", { disabled: true })).toMatchObject({ status: 422 });
 
-		// --- remote open: no door actors yet → 503, but the attempt is audited
-		const doorL = `${cabinetId}:3`;
+		// --- remote open: the cabinet has never connected → 503 CABINET_OFFLINE, but the attempt is audited
+		const doorL = `${cabinetId}:03`;
 		const open = await asAdmin("POST", `/doors/${doorL}/open`, { reason: "客户遗忘物品，远程开门" });
-		expect(open).toMatchObject({ status: 503, body: { code: 503 } });
+		expect(open).toMatchObject({ status: 503, body: { code: 503, type: "CABINET_OFFLINE" } });
 		expect(await audits(doorL)).toEqual([
 			expect.objectContaining({ action: "door.open", targetType: "door", targetId: doorL, reason: "客户遗忘物品，远程开门", actorId: adminId }),
 		]);
@@ -368,10 +368,10 @@ describe("isolation across roles", () => {
 		expect((await getPoint(pointB.id)).available).toEqual({ S: 1, M: 1, L: 1 });
 
 		expect(await call("POST", `/doors/${cabB}:1/open`, { reason: "想看看里面" }, tokA)).toMatchObject({ status: 403, body: { type: "FORBIDDEN" } });
-		expect(await audits(`${cabB}:1`)).toEqual([]);
-		// Its own door: allowed as far as the catalog goes (no door actors here → 503), and audited.
+		expect(await audits(`${cabB}:01`)).toEqual([]);
+		// Its own door: allowed as far as the catalog goes (the cabinet is offline → 503), and audited.
 		expect((await call("POST", `/doors/${cabA}:2/open`, { reason: "本店员工开门" }, tokA)).status).toBe(503);
-		expect(await audits(`${cabA}:2`)).toEqual([expect.objectContaining({ action: "door.open", actorRoles: ["merchant"] })]);
+		expect(await audits(`${cabA}:02`)).toEqual([expect.objectContaining({ action: "door.open", actorRoles: ["merchant"] })]);
 
 		expect(await call("GET", `/merchants/${merA}`, undefined, tokA)).toMatchObject({ status: 200, body: { id: merA } });
 		expect(await call("GET", `/merchants/${merB}`, undefined, tokA)).toMatchObject({ status: 403, body: { type: "FORBIDDEN" } });

@@ -1,6 +1,9 @@
 import { ConfigError, DEV_JWT_SECRET, loadConfig } from "../../config";
 
-const prod = { NODE_ENV: "production", JWT_SECRET: "x".repeat(40), ADMIN_PASSWORD: "Str0ng-admin-pw", SANDBOX_PAY_SECRET: "sandbox-secret-prod" };
+const prod = {
+	NODE_ENV: "production", JWT_SECRET: "x".repeat(40), ADMIN_PASSWORD: "Str0ng-admin-pw", SANDBOX_PAY_SECRET: "sandbox-secret-prod",
+	CABINET_SECRET_KEY: "k".repeat(40), MQTT_PASSWORD: "mqtt-platform-pw", MQTT_HOOK_SECRET: "hook-secret-prod",
+};
 
 function problems(env: Record<string, string>): string[] {
 	try {
@@ -31,6 +34,11 @@ describe("configuration", () => {
 		expect(p).toContain("ADMIN_PASSWORD must be set in production");
 		expect(problems({ ...prod, JWT_SECRET: "short" })).toContain("JWT_SECRET must be at least 32 characters in production");
 		expect(problems({ ...prod, ADMIN_PASSWORD: "admin12345" })).toEqual([expect.stringMatching(/well-known default/)]);
+		const { CABINET_SECRET_KEY: _k, MQTT_PASSWORD: _p, MQTT_HOOK_SECRET: _h, ...withoutDeviceSecrets } = prod;
+		expect(problems(withoutDeviceSecrets)).toEqual([
+			"CABINET_SECRET_KEY must be set in production", "MQTT_PASSWORD must be set in production", "MQTT_HOOK_SECRET must be set in production",
+		]);
+		expect(problems({ ...prod, CABINET_SECRET_KEY: "short" })).toEqual(["CABINET_SECRET_KEY must be at least 32 characters in production"]);
 	});
 
 	it("lists every bad variable at once", () => {

@@ -130,9 +130,11 @@ export class SimulatedCabinet extends EventEmitter {
 		this.clearTimers();
 		const client = this.client;
 		if (!client) return;
-		if (client.connected) await client.publishAsync(topicOf(this.id, "status"), '{"online":false}', { qos: 1, retain: true }).catch(() => undefined);
-		await client.endAsync();
 		this.client = undefined;
+		// A goodbye, but not forever: a broker that does not ack it within a second gets the plain close.
+		const bye = client.connected ? client.publishAsync(topicOf(this.id, "status"), '{"online":false}', { qos: 1, retain: true }).catch(() => undefined) : Promise.resolve();
+		const acked = await Promise.race([bye.then(() => true), new Promise<boolean>(r => setTimeout(() => r(false), 1000).unref())]);
+		await client.endAsync(!acked);
 	}
 
 	/** Power cut: the connection drops without a goodbye, so the broker publishes the last will. */
@@ -179,8 +181,14 @@ export class SimulatedCabinet extends EventEmitter {
 	/** Subscribes to any topic filter (ACL tests): resolves with the granted QoS list (128 = refused). */
 	async trySubscribe(filter: string): Promise<number[]> {
 		if (!this.client) throw new Error("not started");
-		const granted = await this.client.subscribeAsync(filter, { qos: 1 });
-		return granted.map(g => g.qos);
+		try {
+			const granted = await this.client.subscribeAsync(filter, { qos: 1 });
+			return granted.map(g => g.qos);
+		} catch (err: any) {
+			// mqtt.js rejects a SUBACK that refuses; the codes are on the packet.
+			if (Array.isArray(err?.packet?.granted)) return err.packet.granted.map((g: number | { qos: number }) => (typeof g === "number" ? g : g.qos));
+			throw err;
+		}
 	}
 
 	stateReport(): StateReport {

@@ -1,0 +1,524 @@
+/**
+ * The door actors of one cabinet, on the node that holds the cabinet's lease.
+ * No broker in here: the doors service gives it a store, a way to send a
+ * command and a way to emit an event, so tests can drive it directly.
+ *
+ * - Each door has a mailbox: its messages run one at a time, so "is it free?
+ *   then reserve it" cannot race. Mailboxes are bounded (429 when full).
+ * - Every change is written to the store (under the lease epoch) before it is
+ *   answered or emitted; the events ride in the record's outbox.
+ * - Commands carry the lease epoch and a cmdId, wait for the ack up to their
+ *   deadline, and a timeout makes the outcome unknown (a `query` follows, never
+ *   a new open). A cabinet that is offline or keeps timing out answers at once
+ *   with CABINET_OFFLINE (a per-cabinet circuit breaker).
+ */
+import { Errors } from "moleculer";
+import {
+	beginOpen, disable, enable, isFree, isQuiet, newDoorRecord, nextDue, onAck, onAckTimeout, onAlarm, onReport, onTimer, release, reserve,
+	type AckResult, type DoorEffect, type DoorRecord, type OpenPurpose, type Outcome, type OutboxItem,
+} from "./door-machine";
+import type { DoorStore } from "./door-store";
+import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "./protocol";
+
+export interface HostSettings {
+	heartbeatSec: number;
+	/** How long a command may take to be acked (also its notAfter). */
+	commandTimeoutMs: number;
+	openTooLongMs: number;
+	leaseTtlMs: number;
+	mailboxLimit: number;
+	/** Consecutive timeouts that open the cabinet's breaker, and for how long. */
+	breakerFailures: number;
+	breakerOpenMs: number;
+	/** Door records of a quiet cabinet are dropped from memory after this long without activity. */
+	idleMs: number;
+}
+
+export const DEFAULT_HOST_SETTINGS: HostSettings = {
+	heartbeatSec: 30, commandTimeoutMs: 5_000, openTooLongMs: 120_000, leaseTtlMs: 10_000, mailboxLimit: 64,
+	breakerFailures: 3, breakerOpenMs: 30_000, idleMs: 60_000,
+};
+
+export interface CatalogCabinet {
+	pointId: string;
+	merchantId: string;
+	doors: { no: number; size: string; disabled: boolean }[];
+	/** The signing secret (derived by the service; never stored). */
+	secret: string;
+}
+
+export interface HostDeps {
+	store: DoorStore;
+	/** This process's lease owner token. */
+	owner: string;
+	settings: HostSettings;
+	now(): number;
+	catalog(cabinetId: string): Promise<CatalogCabinet>;
+	send(cabinetId: string, cmd: Command): Promise<void>;
+	emit(event: string, payload: Record<string, unknown>): void;
+	/** The lease was lost: the service drops this host. */
+	lost(host: CabinetHost): void;
+}
+
+/** A door's public view (GET /cabinets/:id, doors.get). */
+export interface DoorView {
+	id: string;
+	no: number;
+	size: string;
+	state: DoorRecord["state"];
+	open: boolean;
+	occupied: boolean;
+	orderId: string | null;
+	reservedUntil: string | null;
+	version: number;
+}
+
+interface Slot {
+	record: DoorRecord;
+	size: string;
+	tail: Promise<unknown>;
+	queued: number;
+	/** The order whose reservation is queued in the mailbox right now (a race for one door ends here). */
+	reserving: string | null;
+}
+
+type Waiter = (r: AckResult | "timeout") => void;
+
+const { MoleculerClientError, MoleculerRetryableError } = Errors;
+export const notOwner = (cabinetId: string, heldBy?: string) =>
+	new MoleculerRetryableError(`This node does not own cabinet ${cabinetId}`, 503, "NOT_OWNER", { cabinetId, heldBy });
+export const cabinetOffline = (cabinetId: string) => new MoleculerRetryableError(`Cabinet ${cabinetId} is offline`, 503, "CABINET_OFFLINE", { cabinetId });
+const refusal = (o: Extract<Outcome, { ok: false }>, doorId: string) => new MoleculerClientError(o.message, o.status, o.type, { doorId });
+
+/** Anomaly kinds and outbox events → event names on the mesh. */
+const EVENT_NAMES: Record<DoorEffect["event"], string> = {
+	changed: "doors.state.changed",
+	deposited: "doors.door.deposited",
+	pickedUp: "doors.door.pickedUp",
+	reservationExpired: "doors.reservation.expired",
+	anomaly: "doors.anomaly",
+};
+
+export class CabinetHost {
+	readonly id: string;
+	readonly epoch: number;
+	online = false;
+	boot: string | null = null;
+	lastSeq = -1;
+	lastSeenAt = 0;
+	lastActivity: number;
+	private readonly slots = new Map<number, Slot>();
+	private loaded = false;
+	private loading?: Promise<void>;
+	private readonly waiters = new Map<string, Waiter[]>();
+	private timeouts = 0;
+	private breakerOpenUntil = 0;
+	private fenced = false;
+	private lastRenew: number;
+	/** Records whose outbox was emitted but not yet written back as empty. */
+	private readonly dirty = new Set<number>();
+
+	private constructor(id: string, epoch: number, private cat: CatalogCabinet, private readonly deps: HostDeps) {
+		this.id = id;
+		this.epoch = epoch;
+		this.lastActivity = deps.now();
+		this.lastRenew = deps.now();
+	}
+
+	/** Takes the cabinet's lease (or fails with NOT_OWNER) and loads what is needed to act for it. */
+	static async open(cabinetId: string, deps: HostDeps): Promise<CabinetHost> {
+		const lease = await deps.store.acquire(cabinetId, deps.owner, deps.settings.leaseTtlMs);
+		if ("heldBy" in lease) throw notOwner(cabinetId, lease.heldBy);
+		try {
+			const cat = await deps.catalog(cabinetId);
+			const host = new CabinetHost(cabinetId, lease.epoch, cat, deps);
+			await host.ensureLoaded();
+			return host;
+		} catch (err) {
+			await deps.store.release(cabinetId, deps.owner, lease.epoch).catch(() => undefined);
+			throw err;
+		}
+	}
+
+	get pointId(): string {
+		return this.cat.pointId;
+	}
+
+	get isFenced(): boolean {
+		return this.fenced;
+	}
+
+	/** Door records in memory (0 when passivated). */
+	get residentDoors(): number {
+		return this.slots.size;
+	}
+
+	// -------------------------------------------------------------------------
+	// Operations (the doors service's actions)
+
+	/**
+	 * Reserves the door for the order. While one reservation is queued, others
+	 * for the door are refused at once (409) rather than queued: of many orders
+	 * racing for one door exactly one wins, and the mailbox stays short.
+	 */
+	async reserve(no: number, orderId: string, until: number): Promise<DoorView> {
+		await this.ensureLoaded();
+		const slot = this.slots.get(no);
+		if (slot && slot.reserving !== null && slot.reserving !== orderId) {
+			throw new MoleculerClientError(`Door ${slot.record.doorId} is being reserved by another order`, 409, "DOOR_NOT_AVAILABLE", { doorId: slot.record.doorId });
+		}
+		if (slot) slot.reserving = orderId;
+		try {
+			return this.view(await this.run(no, s => this.commit(s, reserve(s.record, orderId, until, this.deps.now()))));
+		} finally {
+			if (slot?.reserving === orderId) slot.reserving = null;
+		}
+	}
+
+	/** Reserves any free door of the size: tries each in turn (each try is atomic in its door's mailbox). */
+	async reserveAny(size: string, orderId: string, until: number): Promise<DoorView | null> {
+		await this.ensureLoaded();
+		const held = [...this.slots.values()].find(s => s.record.orderId === orderId && s.record.state === "reserved");
+		if (held) return this.view(held.record); // a retry of the same order
+		for (const slot of this.slots.values()) {
+			if (slot.size !== size || !isFree(slot.record)) continue;
+			const out = await this.run(slot.record.no, s => (isFree(s.record) ? this.commit(s, reserve(s.record, orderId, until, this.deps.now())) : null));
+			if (out) return this.view(out);
+		}
+		return null;
+	}
+
+	async release(no: number, orderId: string): Promise<DoorView> {
+		return this.view(await this.run(no, slot => this.commit(slot, release(slot.record, orderId, this.deps.now()))));
+	}
+
+	async setDisabled(no: number, disabled: boolean): Promise<DoorView> {
+		const now = this.deps.now();
+		return this.view(await this.run(no, slot => this.commit(slot, disabled ? disable(slot.record, now) : enable(slot.record, now))));
+	}
+
+	/**
+	 * Opens a door and answers once the cabinet acked. The pending command is
+	 * written before it is sent; the door's mailbox is free while the ack is
+	 * awaited (other messages see the pending command).
+	 */
+	async open(no: number, purpose: OpenPurpose, orderId: string | null): Promise<DoorView> {
+		this.ensureReachable();
+		const { settings } = this.deps;
+		const sent = await this.run(no, async slot => {
+			const now = this.deps.now();
+			const out = beginOpen(slot.record, { purpose, orderId, cmdId: newCmdId(now), notAfter: now + settings.commandTimeoutMs }, now);
+			const record = await this.commit(slot, out);
+			return { record, cmdId: out.cmdId! };
+		});
+		const pending = sent.record.pending!;
+		const cmd = signCommand(this.cat.secret, { cmdId: sent.cmdId, action: "open", door: no, epoch: this.epoch, ts: this.deps.now(), notAfter: pending.notAfter });
+		const ack = this.waitAck(sent.cmdId, Math.max(0, pending.notAfter - this.deps.now()));
+		await this.deps.send(this.id, cmd).catch(() => undefined); // a lost publish is a timeout, and settled the same way
+		const result = await ack;
+		return this.view(await this.run(no, async slot => {
+			const now = this.deps.now();
+			if (result === "timeout") {
+				await this.commit(slot, onAckTimeout(slot.record, sent.cmdId, now));
+				this.noteTimeout();
+				void this.query();
+				throw new MoleculerRetryableError(`Cabinet ${this.id} did not ack in time; the outcome is being checked`, 504, "DOOR_TIMEOUT", { doorId: slot.record.doorId, cmdId: sent.cmdId });
+			}
+			this.timeouts = 0;
+			const record = await this.commit(slot, onAck(slot.record, sent.cmdId, result, now));
+			if (!result.ok) throw this.ackError(result.error, record.doorId);
+			return record;
+		}));
+	}
+
+	door(no: number): Promise<DoorView> {
+		return this.run(no, async slot => this.view(slot.record));
+	}
+
+	async doors(): Promise<DoorView[]> {
+		await this.ensureLoaded();
+		return [...this.slots.values()].sort((a, b) => a.record.no - b.record.no).map(s => this.view(s.record));
+	}
+
+	// -------------------------------------------------------------------------
+	// What the cabinet says
+
+	async report(msg: CabinetMessage): Promise<void> {
+		const now = this.deps.now();
+		this.lastSeenAt = now;
+		this.lastActivity = now;
+		this.timeouts = 0;
+		this.breakerOpenUntil = 0;
+		switch (msg.kind) {
+			case "status":
+				if (msg.status.online) {
+					if (this.boot !== msg.status.boot) {
+						this.boot = msg.status.boot;
+						this.lastSeq = -1;
+					}
+					this.setOnline(true, "status");
+				} else {
+					this.setOnline(false, "last will or goodbye");
+				}
+				return;
+			case "heartbeat":
+				this.setOnline(true, "heartbeat");
+				return;
+			case "ack": {
+				this.setOnline(true, "ack");
+				const ws = this.waiters.get(msg.ack.cmdId);
+				if (!ws) return;
+				this.waiters.delete(msg.ack.cmdId);
+				const result: AckResult = msg.ack.ok ? { ok: true } : { ok: false, error: msg.ack.error! };
+				if (!msg.ack.ok && msg.ack.error === "STALE_EPOCH") this.loseLease(); // the cabinet has seen a newer owner
+				for (const w of ws) w(result);
+				return;
+			}
+			case "state": {
+				const s = msg.state;
+				if (!isNewer(this.boot === null ? undefined : { boot: this.boot, seq: this.lastSeq }, s)) return;
+				this.boot = s.boot;
+				this.lastSeq = s.seq;
+				this.setOnline(true, "state");
+				await this.ensureLoaded();
+				await Promise.all(s.doors.map(d => {
+					const slot = this.slots.get(d.no);
+					if (!slot) return undefined; // a door the catalog does not know: ignored
+					if (slot.record.open === d.open && slot.record.occupied === d.occupied && !slot.record.pending) return undefined;
+					return this.run(d.no, sl => this.commit(sl, onReport(sl.record, { open: d.open, occupied: d.occupied }, this.deps.now()))).catch(() => undefined);
+				}));
+				return;
+			}
+			case "event": {
+				const e = msg.event;
+				if (this.boot !== null && e.seq <= this.lastSeq) return; // older than what was applied
+				this.lastSeq = e.seq;
+				this.setOnline(true, "event");
+				if (!this.cat.doors.some(d => d.no === e.door)) return;
+				await this.run(e.door, slot => {
+					const t = this.deps.now();
+					switch (e.type) {
+						case "opened":
+							return this.commit(slot, onReport(slot.record, { open: true }, t));
+						case "forced_open":
+							return this.commit(slot, onReport(slot.record, { open: true, forced: true }, t));
+						case "closed":
+							return this.commit(slot, onReport(slot.record, { open: false, occupied: e.occupied }, t));
+						default:
+							return this.commit(slot, onAlarm(slot.record, e.type, t));
+					}
+				}).catch(() => undefined);
+				return;
+			}
+		}
+	}
+
+	/** Asks the cabinet for a full state (settles unknown commands). */
+	async query(): Promise<void> {
+		const now = this.deps.now();
+		const cmd = signCommand(this.cat.secret, { cmdId: newCmdId(now), action: "query", epoch: this.epoch, ts: now, notAfter: now + this.deps.settings.commandTimeoutMs });
+		await this.deps.send(this.id, cmd).catch(() => undefined);
+	}
+
+	/**
+	 * Once a second: durable timers, silence, the lease, passivation. Returns
+	 * false when the host should be dropped (lease lost, or idle and offline).
+	 */
+	async tick(): Promise<boolean> {
+		if (this.fenced) return false;
+		const now = this.deps.now();
+		const { settings } = this.deps;
+		if (now - this.lastRenew >= settings.leaseTtlMs / 3) {
+			this.lastRenew = now;
+			if (!(await this.deps.store.renew(this.id, this.deps.owner, this.epoch, settings.leaseTtlMs))) {
+				this.loseLease();
+				return false;
+			}
+		}
+		if (this.online && now - this.lastSeenAt > 3 * settings.heartbeatSec * 1000) this.setOnline(false, "silence");
+		for (const slot of this.slots.values()) {
+			const due = nextDue(slot.record, settings.openTooLongMs);
+			if (due !== null && due <= now) {
+				await this.run(slot.record.no, s => this.commit(s, onTimer(s.record, this.deps.now(), settings.openTooLongMs))).catch(() => undefined);
+			}
+		}
+		if (this.dirty.size) await this.flushDirty();
+		const idle = now - this.lastActivity > settings.idleMs;
+		if (idle && this.loaded && !this.waiters.size && [...this.slots.values()].every(s => isQuiet(s.record) && s.queued === 0)) {
+			this.slots.clear(); // passivated: records stay in the store, loaded again on the next use
+			this.loaded = false;
+		}
+		if (idle && !this.online && !this.loaded) {
+			await this.deps.store.release(this.id, this.deps.owner, this.epoch).catch(() => undefined);
+			return false;
+		}
+		return true;
+	}
+
+	/** Lets go of the lease (rebalancing, shutdown): the next owner takes over from the store. */
+	async handOver(): Promise<void> {
+		await Promise.all([...this.slots.values()].map(s => s.tail.catch(() => undefined)));
+		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
+		this.fenced = true;
+		await this.deps.store.release(this.id, this.deps.owner, this.epoch).catch(() => undefined);
+	}
+
+	/** The catalog changed (doors added, secret rotated). */
+	updateCatalog(cat: CatalogCabinet): void {
+		this.cat = cat;
+		for (const d of cat.doors) {
+			const slot = this.slots.get(d.no);
+			if (slot) slot.size = d.size;
+		}
+		if (cat.doors.some(d => !this.slots.has(d.no))) this.loaded = false;
+	}
+
+	// -------------------------------------------------------------------------
+
+	private ensureReachable(): void {
+		if (!this.online || this.deps.now() < this.breakerOpenUntil) throw cabinetOffline(this.id);
+	}
+
+	private noteTimeout(): void {
+		if (++this.timeouts >= this.deps.settings.breakerFailures) this.breakerOpenUntil = this.deps.now() + this.deps.settings.breakerOpenMs;
+	}
+
+	private setOnline(online: boolean, why: string): void {
+		if (online === this.online) return;
+		this.online = online;
+		this.deps.emit(online ? "doors.cabinet.online" : "doors.cabinet.offline", { cabinetId: this.id, pointId: this.cat.pointId, reason: why, at: this.deps.now() });
+	}
+
+	private loseLease(): void {
+		if (this.fenced) return;
+		this.fenced = true;
+		for (const ws of this.waiters.values()) for (const w of ws) w("timeout");
+		this.waiters.clear();
+		this.deps.lost(this);
+	}
+
+	private waitAck(cmdId: string, ms: number): Promise<AckResult | "timeout"> {
+		return new Promise(resolve => {
+			const timer = setTimeout(() => {
+				const ws = this.waiters.get(cmdId);
+				if (ws) {
+					const rest = ws.filter(w => w !== done);
+					if (rest.length) this.waiters.set(cmdId, rest);
+					else this.waiters.delete(cmdId);
+				}
+				resolve("timeout");
+			}, ms);
+			const done: Waiter = r => {
+				clearTimeout(timer);
+				resolve(r);
+			};
+			const ws = this.waiters.get(cmdId);
+			if (ws) ws.push(done);
+			else this.waiters.set(cmdId, [done]);
+		});
+	}
+
+	private ackError(error: string, doorId: string): Error {
+		switch (error) {
+			case "JAMMED":
+			case "HARDWARE_FAULT":
+			case "NO_SUCH_DOOR":
+				return new MoleculerClientError(`Door ${doorId} did not open (${error}); it is marked faulty`, 409, "DOOR_FAULT", { doorId, error });
+			case "STALE_EPOCH":
+				return notOwner(this.id);
+			default: // BUSY, EXPIRED: it did not run
+				return new MoleculerRetryableError(`Cabinet ${this.id} did not run the command (${error})`, 503, "CABINET_BUSY", { doorId, error });
+		}
+	}
+
+	private async ensureLoaded(): Promise<void> {
+		if (this.loaded) return;
+		if (!this.loading) {
+			this.loading = (async () => {
+				const stored = new Map((await this.deps.store.load(this.id)).map(r => [r.no, r]));
+				const now = this.deps.now();
+				const redeliver: Slot[] = [];
+				for (const d of this.cat.doors) {
+					if (this.slots.has(d.no)) continue;
+					const record = stored.get(d.no) ?? newDoorRecord(this.id, d.no, formatDoorId(this.id, d.no), d.disabled, now);
+					const slot: Slot = { record, size: d.size, tail: Promise.resolve(), queued: 0, reserving: null };
+					this.slots.set(d.no, slot);
+					if (record.outbox?.length) redeliver.push(slot);
+				}
+				this.loaded = true;
+				for (const slot of redeliver) this.deliver(slot); // a previous owner died between writing and emitting
+			})().finally(() => (this.loading = undefined));
+		}
+		await this.loading;
+	}
+
+	/** Runs `fn` in the door's mailbox (one message at a time per door). */
+	private async run<T>(no: number, fn: (slot: Slot) => Promise<T> | T): Promise<T> {
+		if (this.fenced) throw notOwner(this.id);
+		await this.ensureLoaded();
+		const slot = this.slots.get(no);
+		if (!slot) throw new MoleculerClientError(`Door ${formatDoorId(this.id, no)} not found`, 404, "NOT_FOUND", { doorId: formatDoorId(this.id, no) });
+		if (slot.queued >= this.deps.settings.mailboxLimit) {
+			throw new MoleculerClientError(`Door ${slot.record.doorId} is busy; try again shortly`, 429, "RATE_LIMITED", { doorId: slot.record.doorId, retryAfter: 1 });
+		}
+		slot.queued++;
+		this.lastActivity = this.deps.now();
+		const result = slot.tail.then(() => {
+			if (this.fenced) throw notOwner(this.id);
+			return fn(slot);
+		});
+		slot.tail = result.catch(() => undefined).finally(() => slot.queued--);
+		return result;
+	}
+
+	/** Writes a transition (with its events in the outbox) under the lease, then emits them. */
+	private async commit(slot: Slot, out: Outcome): Promise<DoorRecord> {
+		if (!out.ok) throw refusal(out, slot.record.doorId);
+		if (out.record === slot.record && out.effects.length === 0) return slot.record;
+		const now = this.deps.now();
+		const outbox: OutboxItem[] = [...(slot.record.outbox ?? []), ...out.effects.map(e => ({ ...e, version: out.record.version, at: now }))];
+		const record: DoorRecord = { ...out.record, outbox };
+		const saved = await this.deps.store.save(this.id, this.deps.owner, this.epoch, [{ record, due: nextDue(record, this.deps.settings.openTooLongMs) }]);
+		if (!saved) {
+			this.loseLease();
+			throw notOwner(this.id);
+		}
+		slot.record = record;
+		this.deliver(slot);
+		return record;
+	}
+
+	/** Emits the outbox; it is written back empty with the next write (or tick). Consumers dedupe by (doorId, version, event). */
+	private deliver(slot: Slot): void {
+		const items = slot.record.outbox ?? [];
+		if (!items.length) return;
+		const r = slot.record;
+		for (const item of items) {
+			const base = { doorId: r.doorId, cabinetId: r.cabinetId, pointId: this.cat.pointId, no: r.no, size: slot.size, version: item.version, at: item.at };
+			if (item.event === "changed") {
+				this.deps.emit(EVENT_NAMES.changed, { ...base, state: r.state, orderId: r.orderId, open: r.open, occupied: r.occupied });
+			} else if (item.event === "anomaly") {
+				this.deps.emit(EVENT_NAMES.anomaly, { ...base, kind: item.anomaly, detail: item.detail ?? {} });
+			} else {
+				this.deps.emit(EVENT_NAMES[item.event], { ...base, ...(item.detail ?? {}) });
+			}
+		}
+		slot.record = { ...slot.record, outbox: [] };
+		this.dirty.add(slot.record.no);
+	}
+
+	private async flushDirty(): Promise<void> {
+		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && s.queued === 0);
+		if (!records.length) return;
+		for (const s of records) this.dirty.delete(s.record.no);
+		const ok = await this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => ({ record: s.record, due: nextDue(s.record, this.deps.settings.openTooLongMs) })));
+		if (!ok) this.loseLease();
+	}
+
+	private view(r: DoorRecord): DoorView {
+		return {
+			id: r.doorId, no: r.no, size: this.slots.get(r.no)?.size ?? "", state: r.state, open: r.open, occupied: r.occupied, orderId: r.orderId,
+			reservedUntil: r.reservedUntil === null ? null : new Date(r.reservedUntil).toISOString(), version: r.version,
+		};
+	}
+}

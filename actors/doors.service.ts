@@ -1,0 +1,348 @@
+/**
+ * doors: hosts the door actors of the cabinets this node owns (cabinet-host.ts),
+ * the only writer of door state.
+ *
+ * - Ownership: a cabinet goes to the node placement.ts picks among the live
+ *   doors nodes; the lease in the store makes it exclusive and fences a stale
+ *   owner. When the node set changes, hosts this node should no longer own are
+ *   handed over (their lease released) and the new owner loads them from the
+ *   store on first use.
+ * - Store: Redis when REDIS_URL is set (several doors nodes), else the embedded
+ *   database (one node).
+ * - Commands go out on this node's own MQTT connection (platform account);
+ *   reports come in through the hardware service (doors.report).
+ * - Durable timers: every second each node wakes the cabinets it should own
+ *   that have a timer due in the store, so a reservation still expires after
+ *   its owner died.
+ *
+ * Callers use door-client.ts `callDoors`, which routes to the owner. No retry
+ * middleware: an open must never be re-sent by Moleculer.
+ */
+import crypto from "node:crypto";
+import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import mqtt, { type MqttClient } from "mqtt";
+import type { Socket } from "node:net";
+import IORedis from "ioredis";
+import type { Config } from "../config";
+import { createDbMixin } from "../mixins/db.mixin";
+import type { Repository } from "../mixins/repository";
+import { deriveCabinetSecret } from "../services/merchants/credentials";
+import { SIZES, type Size } from "../services/merchants/model";
+import { notFound, invalid, serviceUnavailable } from "../types/errors";
+import { CabinetHost, DEFAULT_HOST_SETTINGS, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
+import { doorsNodes, nodeOfOwner } from "./door-client";
+import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
+import { ownerOf } from "./placement";
+import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "./protocol";
+
+const TICK_MS = 1000;
+const DUE_BATCH = 200;
+
+interface Settings extends ServiceSettingSchema {}
+
+interface Methods {
+	host(cabinetId: string): Promise<CabinetHost>;
+	doorRef(doorId: string): { cabinetId: string; no: number };
+	tickAll(): Promise<void>;
+	rebalance(): Promise<void>;
+	sendCommand(cabinetId: string, cmd: Command): Promise<void>;
+}
+
+interface Vars {
+	store: DoorStore;
+	owner: string;
+	hosts: Map<string, Promise<CabinetHost>>;
+	mqtt?: MqttClient;
+	redis?: IORedis;
+	timer?: NodeJS.Timeout;
+	ticking?: Promise<void>;
+	hostSettings: HostSettings;
+	repos: { door_states: Repository<DoorCabinetDoc> };
+	counters: { malformed: number; unknownCabinet: number };
+}
+
+type This = Vars & Methods & { broker: ServiceBroker; logger: any; name: string };
+
+export interface ReserveParams { doorId: string; orderId: string; ttlSec?: number }
+export interface ReserveAnyParams { cabinetId: string; size: Size; orderId: string; ttlSec?: number }
+export interface OpenParams { doorId: string; orderId: string; purpose: "deposit" | "pickup" }
+
+const doorIdParam = { type: "string", min: 6, max: 90 } as const;
+const orderIdParam = { type: "string", min: 1, max: 80 } as const;
+const cabinetIdParam = { type: "string", min: 5, max: 80 } as const;
+
+export function createDoorsService(config: Config, opts: { dataDir?: string | null } = {}): ServiceSchema<Settings, Methods, Vars> {
+	const dataDir = opts.dataDir === undefined ? config.dataDir : opts.dataDir;
+	const hostSettings: HostSettings = {
+		...DEFAULT_HOST_SETTINGS,
+		heartbeatSec: config.heartbeatSec,
+		commandTimeoutMs: config.doors.commandTimeoutMs,
+		openTooLongMs: config.doors.openTooLongSec * 1000,
+		leaseTtlMs: config.doors.leaseTtlMs,
+		mailboxLimit: config.doors.mailboxLimit,
+	};
+	return {
+		name: "doors",
+		mixins: [createDbMixin({ door_states: DOOR_STATE_ENTITY }, { mongoUri: config.mongoUri, dataDir })],
+		// Embedded: the MQTT broker is the local hardware service's.
+		dependencies: config.mqttUrl ? ["merchants"] : ["merchants", "hardware"],
+
+		actions: {
+			reserve: {
+				visibility: "public",
+				params: { doorId: doorIdParam, orderId: orderIdParam, ttlSec: { type: "number", integer: true, min: 10, max: 86_400, optional: true } },
+				async handler(this: This, ctx: Context<ReserveParams>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					const until = Date.now() + (ctx.params.ttlSec ?? config.reservationTtlSec) * 1000;
+					return (await this.host(cabinetId)).reserve(no, ctx.params.orderId, until);
+				},
+			},
+
+			/** A free door of the size in the cabinet, or null when there is none. */
+			reserveAny: {
+				visibility: "public",
+				params: {
+					cabinetId: cabinetIdParam, size: { type: "enum", values: [...SIZES] }, orderId: orderIdParam,
+					ttlSec: { type: "number", integer: true, min: 10, max: 86_400, optional: true },
+				},
+				async handler(this: This, ctx: Context<ReserveAnyParams>): Promise<DoorView | null> {
+					const until = Date.now() + (ctx.params.ttlSec ?? config.reservationTtlSec) * 1000;
+					return (await this.host(ctx.params.cabinetId)).reserveAny(ctx.params.size, ctx.params.orderId, until);
+				},
+			},
+
+			release: {
+				visibility: "public",
+				params: { doorId: doorIdParam, orderId: orderIdParam },
+				async handler(this: This, ctx: Context<{ doorId: string; orderId: string }>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					return (await this.host(cabinetId)).release(no, ctx.params.orderId);
+				},
+			},
+
+			/** Opens the door held by the order (deposit or pickup); answers after the cabinet acked. */
+			open: {
+				visibility: "public",
+				timeout: config.doors.commandTimeoutMs + 2000,
+				params: { doorId: doorIdParam, orderId: orderIdParam, purpose: { type: "enum", values: ["deposit", "pickup"] } },
+				async handler(this: This, ctx: Context<OpenParams>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					return (await this.host(cabinetId)).open(no, ctx.params.purpose, ctx.params.orderId);
+				},
+			},
+
+			/** An operator's remote open (the catalog wrote the audit entry). */
+			operatorOpen: {
+				visibility: "public",
+				timeout: config.doors.commandTimeoutMs + 2000,
+				params: { doorId: doorIdParam, reason: { type: "string", min: 3, max: 200 }, actorId: { type: "string", optional: true, nullable: true } },
+				async handler(this: This, ctx: Context<{ doorId: string; reason: string; actorId?: string | null }>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					const door = await (await this.host(cabinetId)).open(no, "operator", null);
+					this.logger.info(`Operator open of ${door.id} by ${ctx.params.actorId ?? "the platform"}: ${ctx.params.reason}`);
+					return door;
+				},
+			},
+
+			setDisabled: {
+				visibility: "public",
+				params: { doorId: doorIdParam, disabled: "boolean" },
+				async handler(this: This, ctx: Context<{ doorId: string; disabled: boolean }>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					return (await this.host(cabinetId)).setDisabled(no, ctx.params.disabled);
+				},
+			},
+
+			get: {
+				visibility: "public",
+				params: { doorId: doorIdParam },
+				async handler(this: This, ctx: Context<{ doorId: string }>): Promise<DoorView> {
+					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
+					return (await this.host(cabinetId)).door(no);
+				},
+			},
+
+			cabinet: {
+				visibility: "public",
+				params: { cabinetId: cabinetIdParam },
+				async handler(this: This, ctx: Context<{ cabinetId: string }>) {
+					const host = await this.host(ctx.params.cabinetId);
+					return {
+						id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
+						epoch: host.epoch, doors: await host.doors(),
+					};
+				},
+			},
+
+			/** A message from the cabinet (hardware service). Malformed ones are counted and dropped, never thrown. */
+			report: {
+				visibility: "public",
+				params: { cabinetId: cabinetIdParam, kind: { type: "enum", values: [...CABINET_PUBLISHES] }, payload: "string" },
+				async handler(this: This, ctx: Context<{ cabinetId: string; kind: CabinetTopic; payload: string }>): Promise<{ applied: boolean }> {
+					const parsed = parseCabinetMessage(ctx.params.kind, ctx.params.payload);
+					if (!parsed.ok) {
+						this.counters.malformed++;
+						return { applied: false };
+					}
+					let host: CabinetHost;
+					try {
+						host = await this.host(ctx.params.cabinetId);
+					} catch (err: any) {
+						if (err?.type === "NOT_FOUND") {
+							this.counters.unknownCabinet++;
+							return { applied: false };
+						}
+						throw err;
+					}
+					await host.report(parsed.value);
+					return { applied: true };
+				},
+			},
+
+			stats: {
+				visibility: "public",
+				async handler(this: This) {
+					const hosts = await Promise.all([...this.hosts.values()].map(p => p.catch(() => null)));
+					const live = hosts.filter((h): h is CabinetHost => !!h);
+					return {
+						nodeID: this.broker.nodeID, cabinets: live.length, online: live.filter(h => h.online).length,
+						residentDoors: live.reduce((n, h) => n + h.residentDoors, 0), ...this.counters,
+					};
+				},
+			},
+		},
+
+		events: {
+			"$node.connected"(this: This) {
+				void this.rebalance();
+			},
+			"$node.disconnected"(this: This) {
+				void this.rebalance();
+			},
+			"$services.changed"(this: This) {
+				void this.rebalance();
+			},
+			async "merchants.cabinet.credentialsRotated"(this: This, ctx: Context<{ cabinetId: string }>) {
+				const h = this.hosts.get(ctx.params.cabinetId);
+				if (!h) return;
+				const host = await h.catch(() => null);
+				if (!host) return;
+				const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id: host.id });
+				host.updateCatalog({ ...c, secret: deriveCabinetSecret(config.cabinetSecretKey, c.id, c.secretNonce) });
+			},
+		},
+
+		methods: {
+			doorRef(doorId: string) {
+				const ref = parseDoorId(doorId);
+				if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+				return ref;
+			},
+
+			host(this: This, cabinetId: string): Promise<CabinetHost> {
+				if (!isCabinetId(cabinetId)) return Promise.reject(notFound("Cabinet", { cabinetId }));
+				let p = this.hosts.get(cabinetId);
+				if (!p) {
+					const deps: HostDeps = {
+						store: this.store, owner: this.owner, settings: this.hostSettings, now: Date.now,
+						catalog: async id => {
+							const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id });
+							return { pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secret: deriveCabinetSecret(config.cabinetSecretKey, id, c.secretNonce) } satisfies CatalogCabinet;
+						},
+						send: (id, cmd) => this.sendCommand(id, cmd),
+						emit: (event, payload) => void this.broker.emit(event, payload),
+						lost: host => {
+							this.logger.warn(`Lost the lease of cabinet ${host.id} (epoch ${host.epoch}); another node owns it now`);
+							if (this.hosts.get(host.id) === p) this.hosts.delete(host.id);
+						},
+					};
+					p = CabinetHost.open(cabinetId, deps);
+					this.hosts.set(cabinetId, p);
+					p.catch(() => {
+						if (this.hosts.get(cabinetId) === p) this.hosts.delete(cabinetId);
+					});
+				}
+				return p;
+			},
+
+			async sendCommand(this: This, cabinetId: string, cmd: Command) {
+				const client = this.mqtt;
+				if (!client?.connected) throw serviceUnavailable("The MQTT link is down");
+				await client.publishAsync(topicOf(cabinetId, "cmd"), JSON.stringify(cmd), { qos: 1, retain: false });
+			},
+
+			async tickAll(this: This) {
+				for (const [id, p] of this.hosts) {
+					const host = await p.catch(() => null);
+					if (!host) continue;
+					const keep = await host.tick().catch(err => {
+						this.logger.warn(`Cabinet ${id} tick failed: ${err.message}`);
+						return true;
+					});
+					if (!keep && this.hosts.get(id) === p) this.hosts.delete(id);
+				}
+				// Durable timers of cabinets nobody holds in memory (e.g. their owner died).
+				const nodes = doorsNodes(this.broker);
+				const due = await this.store.due(Date.now(), DUE_BATCH).catch(() => [] as string[]);
+				for (const id of due) {
+					if (this.hosts.has(id) || ownerOf(id, nodes) !== this.broker.nodeID) continue;
+					await this.host(id).then(h => h.tick()).catch(() => undefined);
+				}
+			},
+
+			/** Hands over the cabinets another node should own now. */
+			async rebalance(this: This) {
+				const nodes = doorsNodes(this.broker);
+				if (!nodes.includes(this.broker.nodeID)) return;
+				for (const [id, p] of this.hosts) {
+					if (ownerOf(id, nodes) === this.broker.nodeID) continue;
+					const host = await p.catch(() => null);
+					if (this.hosts.get(id) === p) this.hosts.delete(id);
+					if (host) {
+						await host.handOver();
+						this.logger.info(`Handed cabinet ${id} over to ${ownerOf(id, nodes)}`);
+					}
+				}
+			},
+		},
+
+		created(this: This) {
+			this.owner = `${this.broker.nodeID}#${crypto.randomBytes(6).toString("hex")}`;
+			this.hosts = new Map();
+			this.hostSettings = hostSettings;
+			this.counters = { malformed: 0, unknownCabinet: 0 };
+		},
+
+		async started(this: This) {
+			if (config.redisUrl) {
+				this.redis = new IORedis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+				this.store = new RedisDoorStore(this.redis, `${config.namespace}:`);
+			} else {
+				this.store = new LocalDoorStore(this.repos.door_states);
+			}
+			const url = config.mqttUrl ?? (await this.broker.call<{ url: string }, Record<string, never>>("hardware.endpoint", {})).url;
+			this.mqtt = mqtt.connect(url, {
+				clientId: `doors-${this.owner}`, username: config.mqtt.username, password: config.mqtt.password,
+				clean: true, reconnectPeriod: 1000, connectTimeout: 5000, queueQoSZero: false,
+			});
+			this.mqtt.on("connect", () => (this.mqtt!.stream as Socket).setNoDelay?.(true));
+			this.mqtt.on("error", err => this.logger.warn(`MQTT (doors): ${err.message}`));
+			this.timer = setInterval(() => {
+				if (this.ticking) return;
+				this.ticking = this.tickAll().finally(() => (this.ticking = undefined));
+			}, TICK_MS);
+		},
+
+		async stopped(this: This) {
+			clearInterval(this.timer);
+			await this.ticking;
+			// Let go of every cabinet, so the other nodes take over at once instead of after the lease.
+			await Promise.all([...this.hosts.values()].map(p => p.then(h => h.handOver()).catch(() => undefined)));
+			this.hosts.clear();
+			await this.mqtt?.endAsync().catch(() => undefined);
+			await this.redis?.quit().catch(() => undefined);
+		},
+	};
+}
+
+export { nodeOfOwner };

@@ -1,0 +1,202 @@
+/**
+ * hardware: the MQTT link between the cabinets and the door actors.
+ *
+ * - Embedded (MQTT_URL unset): runs the aedes broker on MQTT_PORT with the
+ *   platform's device authentication and topic ACLs.
+ * - Distributed (MQTT_URL set, EMQX in docker-compose): connects to that broker
+ *   with a shared subscription, so several hardware nodes split the inbound
+ *   traffic, and answers EMQX's HTTP authentication/authorization hooks
+ *   (mqttAuth, mqttAcl; routed by the gateway under /api/v1/internal/mqtt/).
+ *
+ * Every inbound cabinet message is checked (malformed ones are counted and
+ * dropped, never thrown) and handed to the door actors of its cabinet, in
+ * arrival order per cabinet; the actors apply (boot, seq) ordering.
+ */
+import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import mqtt, { type MqttClient } from "mqtt";
+import type { Socket } from "node:net";
+import type { Config } from "../config";
+import { callDoors } from "../actors/door-client";
+import { CABINET_PUBLISHES, parseCabinetMessage, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
+import { unauthorized } from "../types/errors";
+import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
+import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
+
+interface Settings extends ServiceSettingSchema {}
+
+interface Methods {
+	accessDeps(): AccessDeps;
+	onMessage(topic: string, payload: Buffer): void;
+	count(kind: string, result: "routed" | "malformed" | "failed" | "ignored"): void;
+}
+
+interface Vars {
+	embedded?: EmbeddedBroker;
+	client?: MqttClient;
+	/** Per cabinet: the tail of its messages in flight (keeps them in order). */
+	chains: Map<string, Promise<unknown>>;
+	counts: Record<string, number>;
+}
+
+type This = Vars & Methods & { broker: ServiceBroker; logger: any };
+
+interface HookMeta {
+	mqttHook?: boolean;
+}
+
+export function createHardwareService(config: Config): ServiceSchema<Settings, Methods, Vars> {
+	const hookGuard = (ctx: Context<unknown, HookMeta>) => {
+		if (!ctx.meta.mqttHook) throw unauthorized("MQTT hooks need the hook secret");
+	};
+	return {
+		name: "hardware",
+		dependencies: ["merchants"],
+
+		actions: {
+			/** EMQX HTTP authentication hook: {clientid, username, password} → {result, is_superuser}. */
+			mqttAuth: {
+				visibility: "public",
+				params: { clientid: { type: "string", max: 200 }, username: { type: "string", max: 200, optional: true }, password: { type: "string", max: 400, optional: true } },
+				async handler(this: This, ctx: Context<{ clientid: string; username?: string; password?: string }, HookMeta>) {
+					hookGuard(ctx);
+					const who = await authenticateMqtt({ clientId: ctx.params.clientid, username: ctx.params.username, password: ctx.params.password }, this.accessDeps());
+					if (!who) this.count("connect", "failed");
+					return who ? { result: "allow", is_superuser: who.kind === "platform" } : { result: "deny", is_superuser: false };
+				},
+			},
+
+			/** EMQX HTTP authorization hook: {clientid, username, topic, action} → {result}. */
+			mqttAcl: {
+				visibility: "public",
+				params: {
+					clientid: { type: "string", max: 200 }, username: { type: "string", max: 200, optional: true },
+					topic: { type: "string", max: 500 }, action: { type: "enum", values: ["publish", "subscribe", "all"] },
+				},
+				async handler(this: This, ctx: Context<{ clientid: string; username?: string; topic: string; action: string }, HookMeta>) {
+					hookGuard(ctx);
+					const { username, clientid, topic, action } = ctx.params;
+					// The broker authenticated this client; its identity follows from the username.
+					let who: MqttIdentity | null = null;
+					if (username === config.mqtt.username) who = { kind: "platform" };
+					else if (username && username === clientid) who = { kind: "cabinet", cabinetId: username };
+					const allowed = !!who && action !== "all" && authorizeMqtt(who, action as "publish" | "subscribe", topic);
+					return { result: allowed ? "allow" : "deny" };
+				},
+			},
+
+			/** Where the platform's own clients connect (the embedded broker's port may be chosen by the OS). */
+			endpoint: {
+				visibility: "public",
+				handler(this: This) {
+					return { url: config.mqttUrl ?? `mqtt://127.0.0.1:${this.embedded?.port ?? config.mqttPort}` };
+				},
+			},
+
+			stats: {
+				visibility: "public",
+				handler(this: This) {
+					return { nodeID: this.broker.nodeID, connected: !!this.client?.connected, embedded: !!this.embedded, messages: { ...this.counts } };
+				},
+			},
+		},
+
+		events: {
+			/** A rotated secret ends the cabinet's current session (it must reconnect with the new one). */
+			"merchants.cabinet.credentialsRotated"(this: This, ctx: Context<{ cabinetId: string }>) {
+				if (this.embedded?.kick(ctx.params.cabinetId)) this.logger.info(`Disconnected cabinet ${ctx.params.cabinetId}: credentials rotated`);
+			},
+		},
+
+		methods: {
+			accessDeps(this: This): AccessDeps {
+				return {
+					platform: { username: config.mqtt.username, password: config.mqtt.password },
+					verifyCabinet: async (cabinetId, password) => {
+						const r = await this.broker.call<{ ok: boolean }, unknown>("merchants.verifyCabinet", { username: cabinetId, password });
+						return r.ok;
+					},
+				};
+			},
+
+			count(this: This, kind: string, result: string) {
+				const key = `${kind}.${result}`;
+				this.counts[key] = (this.counts[key] ?? 0) + 1;
+				this.broker.metrics?.increment("hardware.messages", { kind, result });
+			},
+
+			onMessage(this: This, topic: string, payload: Buffer) {
+				const t = parseTopic(topic);
+				if (!t || t.kind === "cmd") return this.count("unknown", "ignored");
+				const kind = t.kind as CabinetTopic;
+				if (!parseCabinetMessage(kind, payload).ok) return this.count(kind, "malformed");
+				const text = payload.toString("utf8");
+				const prev = this.chains.get(t.cabinetId) ?? Promise.resolve();
+				const next = prev.then(() =>
+					callDoors(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId).then(
+						() => this.count(kind, "routed"),
+						(err: Error) => {
+							this.count(kind, "failed");
+							this.logger.debug(`Cabinet ${t.cabinetId} ${kind} not delivered: ${err.message}`);
+						},
+					),
+				);
+				this.chains.set(t.cabinetId, next);
+				void next.then(() => {
+					if (this.chains.get(t.cabinetId) === next) this.chains.delete(t.cabinetId);
+				});
+			},
+		},
+
+		created(this: This) {
+			this.chains = new Map();
+			this.counts = {};
+			this.broker.metrics?.register({ type: "counter", name: "hardware.messages", labelNames: ["kind", "result"], description: "Cabinet MQTT messages by outcome" });
+		},
+
+		async started(this: This) {
+			if (!config.mqttUrl) {
+				this.embedded = await startEmbeddedBroker({
+					port: config.mqttPort,
+					authenticate: (clientId, username, password) => authenticateMqtt({ clientId, username, password }, this.accessDeps()),
+					onDenied: what => this.logger.debug(`MQTT denied: ${what}`),
+				}).catch((err: NodeJS.ErrnoException) => {
+					if (err.code !== "EADDRINUSE") throw err;
+					throw new Error(`MQTT_PORT ${config.mqttPort} is already in use (another MQTT broker?): set MQTT_PORT to a free port, or MQTT_URL to use that broker`);
+				});
+				this.logger.info(`Embedded MQTT broker on port ${this.embedded.port}`);
+			}
+			const url = config.mqttUrl ?? `mqtt://127.0.0.1:${this.embedded!.port}`;
+			const client = mqtt.connect(url, {
+				clientId: `hardware-${this.broker.nodeID}`, username: config.mqtt.username, password: config.mqtt.password,
+				clean: true, reconnectPeriod: 1000, connectTimeout: 5000,
+			});
+			this.client = client;
+			client.on("message", (topic, payload) => this.onMessage(topic, payload));
+			client.on("error", err => this.logger.warn(`MQTT (hardware): ${err.message}`));
+			const share = config.mqttUrl ? `$share/${config.mqtt.shareGroup}/` : "";
+			const filters = CABINET_PUBLISHES.map(kind => `${share}${TOPIC_ROOT}/+/${kind}`);
+			client.on("connect", () => {
+				(client.stream as Socket).setNoDelay?.(true);
+				client.subscribe(filters, { qos: 1 }, err => err && this.logger.error(`MQTT subscribe failed: ${err.message}`));
+			});
+			// Embedded: the broker is ours, so wait for the link. External: EMQX asks this very
+			// service (through the gateway) whether the bridge may connect, so the link comes up after
+			// the service is available, and mqtt.js keeps retrying until then.
+			if (this.embedded) {
+				await new Promise<void>((resolve, reject) => {
+					const timer = setTimeout(() => reject(new Error(`MQTT broker at ${url} did not answer within 10 s`)), 10_000);
+					client.once("connect", () => {
+						clearTimeout(timer);
+						resolve();
+					});
+				});
+			}
+		},
+
+		async stopped(this: This) {
+			await Promise.all([...this.chains.values()]).catch(() => undefined);
+			await this.client?.endAsync().catch(() => undefined);
+			await this.embedded?.close();
+		},
+	};
+}
