@@ -250,7 +250,10 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 							return { pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secret: deriveCabinetSecret(config.cabinetSecretKey, id, c.secretNonce) } satisfies CatalogCabinet;
 						},
 						send: (id, cmd) => this.sendCommand(id, cmd),
-						emit: (event, payload) => void this.broker.emit(event, payload),
+						// Read models (geo on every replica) need every state change and link change; the
+						// rest (deposits, expiries, anomalies) go to one instance of each consuming service.
+						emit: (event, payload) =>
+							void (event === "doors.state.changed" || event.startsWith("doors.cabinet.") ? this.broker.broadcast(event, payload) : this.broker.emit(event, payload)),
 						lost: host => {
 							this.logger.warn(`Lost the lease of cabinet ${host.id} (epoch ${host.epoch}); another node owns it now`);
 							if (this.hosts.get(host.id) === p) this.hosts.delete(host.id);

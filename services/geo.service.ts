@@ -17,6 +17,7 @@ import { latParam, lngParam, pageParams, type Page } from "../types/params";
 import { notFound, serviceUnavailable } from "../types/errors";
 import { SIZES, type PointView, type Size } from "./merchants/model";
 import type { PointChangedEvent } from "./merchants.service";
+import type { DoorStateEvent } from "./geo/read-model";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type MapRes, type PointRow } from "./geo/read-model";
@@ -40,6 +41,8 @@ interface Methods {
 	model(): GeoReadModel;
 	loadSnapshot(): Promise<void>;
 	applyPoint(p: PointView): Promise<void>;
+	applyDoor(d: DoorStateEvent): Promise<void>;
+	cleanCaches(entries: (GeoEntry | undefined)[]): Promise<void>;
 	catchUp(): Promise<void>;
 	countCache(result: "hit" | "miss"): void;
 	page<T>(rows: T[], page: number, pageSize: number): Page<T>;
@@ -50,6 +53,8 @@ interface Vars {
 	read?: GeoReadModel;
 	/** Events that arrived while the snapshot was loading, applied after it (by version). */
 	pending: Map<string, PointView>;
+	/** Door states that arrived while the snapshot was loading. */
+	pendingDoors: Map<string, DoorStateEvent>;
 	cities: Set<string>;
 	cacheStats: { hits: number; misses: number };
 	/** Catch-up cursor: newest catalog change (`updatedAt`, ms) read by catch-up; it asks from a little before it. */
@@ -154,6 +159,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			"merchants.point.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
 			"merchants.cabinet.registered": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
 			"merchants.door.updated": { handler(this: This, ctx: Context<PointChangedEvent>) { return this.applyPoint(ctx.params.point); } },
+			// Availability from the door actors (broadcast: every replica holds it all).
+			"doors.state.changed": { handler(this: This, ctx: Context<DoorStateEvent>) { return this.applyDoor(ctx.params); } },
 			// A node (re)joined: broadcasts sent while we were unknown to it may be lost.
 			"$node.connected": { handler(this: This) { void this.catchUp(); } },
 			"merchants.city.created": {
@@ -184,6 +191,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				const read = new GeoReadModel(chooseResolution(active));
 				for (const p of all) read.apply(p);
 				for (const p of this.pending.values()) read.apply(p);
+				for (const d of this.pendingDoors.values()) read.applyDoor(d);
+				this.pendingDoors.clear();
 				read.pack();
 				this.pending.clear();
 				this.read = read;
@@ -197,10 +206,24 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					return;
 				}
 				const change = this.read.apply(p);
-				if (!change) return;
+				if (change) await this.cleanCaches([change.before, change.after]);
+			},
+
+			async applyDoor(this: This, d: DoorStateEvent) {
+				if (!this.read) {
+					const known = this.pendingDoors.get(d.doorId);
+					if (!known || known.version < d.version) this.pendingDoors.set(d.doorId, d);
+					return;
+				}
+				const change = this.read.applyDoor(d);
+				if (change) await this.cleanCaches([change.before, change.after]);
+			},
+
+			/** Removes the cached answers a change at these entries may have made stale. */
+			async cleanCaches(this: This, entries: (GeoEntry | undefined)[]) {
 				const cacher = this.broker.cacher;
 				if (!cacher) return;
-				const places = [change.before, change.after].filter((e): e is GeoEntry => !!e);
+				const places = entries.filter((e): e is GeoEntry => !!e);
 				const prefixes = new Set(places.flatMap(e => stalePrefixes(e.lat, e.lng)));
 				const cities = new Set(places.map(e => e.cityCode));
 				await Promise.all([
@@ -251,6 +274,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 
 		created(this: This) {
 			this.pending = new Map();
+			this.pendingDoors = new Map();
 			this.cities = new Set();
 			this.cacheStats = { hits: 0, misses: 0 };
 			this.syncedUntil = 0;

@@ -4,6 +4,10 @@
  * per-city H3 cell counts at resolutions 5–9 for the distribution map, all
  * kept current one point at a time (versions make replays and late events
  * harmless).
+ *
+ * Availability: the catalog counts a point's enabled doors per size; the door
+ * actors say which of those are taken right now (reserved, occupied, open,
+ * faulty). A point's `available` is the first minus the second.
  */
 import * as h3 from "h3-js";
 import type { PointView, Pricing, SizeCounts } from "../merchants/model";
@@ -58,8 +62,28 @@ export function toRow(e: GeoEntry, distance?: number): PointRow {
 	return row;
 }
 
+/** A door's last state as the door actors reported it (doors.state.changed). */
+export interface DoorStateEvent {
+	doorId: string;
+	pointId: string;
+	size: keyof SizeCounts;
+	state: string;
+	open: boolean;
+	occupied: boolean;
+	version: number;
+}
+
+/** Taken = cannot be given to a new order now. Disabled doors are the catalog's to count (it leaves them out). */
+const isTaken = (d: DoorStateEvent) => d.state !== "disabled" && (d.state !== "available" || d.open || d.occupied);
+
 export class GeoReadModel {
 	readonly index: PointIndex<GeoEntry>;
+	/** Door id → its last state event (by version). */
+	private readonly doors = new Map<string, DoorStateEvent>();
+	/** Point id → doors taken per size. */
+	private readonly taken = new Map<string, SizeCounts>();
+	/** Point id → the catalog's enabled doors per size. */
+	private readonly enabled = new Map<string, SizeCounts>();
 	/** Every version seen per point id, also of points that are not active (so a late event cannot resurrect one). */
 	private readonly versions = new Map<string, number>();
 	private readonly byCity = new Map<string, Map<string, GeoEntry>>();
@@ -93,9 +117,10 @@ export class GeoReadModel {
 			if (before) this.index.remove(p.id);
 			return { before };
 		}
+		this.enabled.set(p.id, { ...p.available });
 		const after: GeoEntry = {
 			id: p.id, cityCode: p.cityCode, name: p.name, address: p.address, lat: p.lat, lng: p.lng,
-			pricing: p.pricing, available: { ...p.available }, version: p.version,
+			pricing: p.pricing, available: this.availableOf(p.id), version: p.version,
 			cells: MAP_RESOLUTIONS.map(r => h3.latLngToCell(p.lat, p.lng, r)),
 			text: normalizeText(`${p.name} ${p.address}`),
 		};
@@ -105,6 +130,39 @@ export class GeoReadModel {
 		city.set(after.id, after);
 		this.count(after, +1);
 		return { before, after };
+	}
+
+	/**
+	 * Applies a door's state (from the door actors). Returns the point's entry
+	 * before and after when its availability changed, null otherwise (also for
+	 * a replayed or late event).
+	 */
+	applyDoor(d: DoorStateEvent): { before: GeoEntry; after: GeoEntry } | null {
+		const known = this.doors.get(d.doorId);
+		if (known && known.version >= d.version) return null;
+		this.doors.set(d.doorId, d);
+		const was = known ? isTaken(known) : false;
+		const now = isTaken(d);
+		if (was === now && (!known || known.size === d.size)) return null;
+		const counts = this.taken.get(d.pointId) ?? { S: 0, M: 0, L: 0 };
+		if (known && was) counts[known.size]--;
+		if (now) counts[d.size]++;
+		this.taken.set(d.pointId, counts);
+		const before = this.index.get(d.pointId);
+		if (!before) return null; // not active (or not known yet): applied when it comes
+		const after: GeoEntry = { ...before, available: this.availableOf(d.pointId) };
+		this.count(before, -1);
+		this.index.upsert(after); // in place: the point did not move
+		const city = this.byCity.get(after.cityCode);
+		city?.set(after.id, after);
+		this.count(after, +1);
+		return { before, after };
+	}
+
+	private availableOf(pointId: string): SizeCounts {
+		const e = this.enabled.get(pointId) ?? { S: 0, M: 0, L: 0 };
+		const t = this.taken.get(pointId) ?? { S: 0, M: 0, L: 0 };
+		return { S: Math.max(0, e.S - t.S), M: Math.max(0, e.M - t.M), L: Math.max(0, e.L - t.L) };
 	}
 
 	nearby(lat: number, lng: number, radius: number, limit: number, size?: keyof SizeCounts): NearbyHit<GeoEntry>[] {

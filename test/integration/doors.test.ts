@@ -148,6 +148,20 @@ describe("door actors with simulated cabinets", () => {
 		spy.end(true);
 	});
 
+	it("feeds door availability to nearby search: a reserved door is not free, a released one is again", async () => {
+		const { reg } = await onlineCabinet([{ no: 1, size: "M" }, { no: 2, size: "M" }, { no: 3, size: "L" }]);
+		const availableAt = async () => {
+			const { rows } = await broker.call<any, any>("geo.nearby", { lat: reg.lat, lng: reg.lng, radius: 100 });
+			return rows.find((r: any) => r.id === reg.pointId)?.available;
+		};
+		await until("the point in the index", async () => (await availableAt())?.M === 2);
+		await broker.call("doors.reserve", { doorId: doorOf(reg, 1), orderId: "ord-geo" });
+		await until("M down to 1", async () => (await availableAt())?.M === 1);
+		expect(await availableAt()).toEqual({ S: 0, M: 1, L: 1 });
+		await broker.call("doors.release", { doorId: doorOf(reg, 1), orderId: "ord-geo" });
+		await until("M back to 2", async () => (await availableAt())?.M === 2);
+	});
+
 	it("drops and counts malformed payloads and keeps serving", async () => {
 		const { reg, sim } = await onlineCabinet([{ no: 1, size: "S" }]);
 		const before = (await broker.call<any, object>("hardware.stats", {})).messages;

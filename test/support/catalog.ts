@@ -10,6 +10,8 @@ export interface RegisteredCabinet {
 	cabinetId: string;
 	secret: string;
 	pointId: string;
+	lat: number;
+	lng: number;
 	doors: { no: number; size: "S" | "M" | "L" }[];
 }
 
@@ -29,5 +31,5 @@ export async function registerCabinet(broker: ServiceBroker, doors: RegisteredCa
 		merchantId: merchant.id, cityCode: code, name: `门店${n}`, address: "测试路1号", lat, lng,
 	});
 	const reg = await broker.call<{ cabinet: { id: string }; credentials: { username: string; password: string } }, unknown>("merchants.registerCabinet", { pointId: point.id, doors });
-	return { cabinetId: reg.cabinet.id, secret: reg.credentials.password, pointId: point.id, doors };
+	return { cabinetId: reg.cabinet.id, secret: reg.credentials.password, pointId: point.id, lat, lng, doors };
 }
