@@ -114,7 +114,12 @@ export class CabinetHost {
 	private timeouts = 0;
 	private breakerOpenUntil = 0;
 	private fenced = false;
+	/** Handing over: no new operations; the next owner takes them. */
+	private leaving = false;
 	private lastRenew: number;
+	/** Resolves on the first message from the cabinet since this host took the lease. */
+	private heard!: Promise<void>;
+	private markHeard!: () => void;
 	/** Records whose outbox was emitted but not yet written back as empty. */
 	private readonly dirty = new Set<number>();
 
@@ -123,6 +128,7 @@ export class CabinetHost {
 		this.epoch = epoch;
 		this.lastActivity = deps.now();
 		this.lastRenew = deps.now();
+		this.heard = new Promise(resolve => (this.markHeard = resolve));
 	}
 
 	/** Takes the cabinet's lease (or fails with NOT_OWNER) and loads what is needed to act for it. */
@@ -133,6 +139,9 @@ export class CabinetHost {
 			const cat = await deps.catalog(cabinetId);
 			const host = new CabinetHost(cabinetId, lease.epoch, cat, deps);
 			await host.ensureLoaded();
+			// A new owner knows nothing of the link yet: ask for a full state (it also carries the
+			// new epoch to the cabinet, which from then on refuses the previous owner's commands).
+			void host.query();
 			return host;
 		} catch (err) {
 			await deps.store.release(cabinetId, deps.owner, lease.epoch).catch(() => undefined);
@@ -203,7 +212,7 @@ export class CabinetHost {
 	 * awaited (other messages see the pending command).
 	 */
 	async open(no: number, purpose: OpenPurpose, orderId: string | null): Promise<DoorView> {
-		this.ensureReachable();
+		await this.ensureReachable();
 		const { settings } = this.deps;
 		const sent = await this.run(no, async slot => {
 			const now = this.deps.now();
@@ -228,7 +237,7 @@ export class CabinetHost {
 			const record = await this.commit(slot, onAck(slot.record, sent.cmdId, result, now));
 			if (!result.ok) throw this.ackError(result.error, record.doorId);
 			return record;
-		}));
+		}, true));
 	}
 
 	door(no: number): Promise<DoorView> {
@@ -245,6 +254,7 @@ export class CabinetHost {
 
 	async report(msg: CabinetMessage): Promise<void> {
 		const now = this.deps.now();
+		this.markHeard();
 		this.lastSeenAt = now;
 		this.lastActivity = now;
 		this.timeouts = 0;
@@ -266,12 +276,20 @@ export class CabinetHost {
 				return;
 			case "ack": {
 				this.setOnline(true, "ack");
-				const ws = this.waiters.get(msg.ack.cmdId);
-				if (!ws) return;
-				this.waiters.delete(msg.ack.cmdId);
 				const result: AckResult = msg.ack.ok ? { ok: true } : { ok: false, error: msg.ack.error! };
 				if (!msg.ack.ok && msg.ack.error === "STALE_EPOCH") this.loseLease(); // the cabinet has seen a newer owner
-				for (const w of ws) w(result);
+				const ws = this.waiters.get(msg.ack.cmdId);
+				if (ws) {
+					this.waiters.delete(msg.ack.cmdId);
+					for (const w of ws) w(result);
+					return;
+				}
+				// Nobody here waits for it (sent by the previous owner, or after a timeout): the record
+				// may still hold it as pending.
+				const door = msg.ack.door;
+				if (door !== undefined && this.slots.get(door)?.record.pending?.cmdId === msg.ack.cmdId) {
+					await this.run(door, s => this.commit(s, onAck(s.record, msg.ack.cmdId, result, this.deps.now()))).catch(() => undefined);
+				}
 				return;
 			}
 			case "state": {
@@ -355,8 +373,15 @@ export class CabinetHost {
 		return true;
 	}
 
-	/** Lets go of the lease (rebalancing, shutdown): the next owner takes over from the store. */
+	/**
+	 * Lets go of the lease (rebalancing, shutdown): no new operations, the
+	 * commands in flight get their ack or time out (bounded), the mailboxes
+	 * drain, then the next owner takes over from the store.
+	 */
 	async handOver(): Promise<void> {
+		this.leaving = true;
+		const deadline = this.deps.now() + this.deps.settings.commandTimeoutMs;
+		while (this.waiters.size && this.deps.now() < deadline) await new Promise(r => setTimeout(r, 20));
 		await Promise.all([...this.slots.values()].map(s => s.tail.catch(() => undefined)));
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
 		this.fenced = true;
@@ -375,7 +400,11 @@ export class CabinetHost {
 
 	// -------------------------------------------------------------------------
 
-	private ensureReachable(): void {
+	/** Fails fast for a cabinet known to be offline; a new owner first waits briefly for the cabinet's answer to its query. */
+	private async ensureReachable(): Promise<void> {
+		if (!this.online && this.lastSeenAt === 0) {
+			await Promise.race([this.heard, new Promise(r => setTimeout(r, Math.min(2000, this.deps.settings.commandTimeoutMs)))]);
+		}
 		if (!this.online || this.deps.now() < this.breakerOpenUntil) throw cabinetOffline(this.id);
 	}
 
@@ -453,8 +482,9 @@ export class CabinetHost {
 	}
 
 	/** Runs `fn` in the door's mailbox (one message at a time per door). */
-	private async run<T>(no: number, fn: (slot: Slot) => Promise<T> | T): Promise<T> {
-		if (this.fenced) throw notOwner(this.id);
+	private async run<T>(no: number, fn: (slot: Slot) => Promise<T> | T, finishing = false): Promise<T> {
+		// While handing over, only the ends of operations already under way still run here.
+		if (this.fenced || (this.leaving && !finishing)) throw notOwner(this.id);
 		await this.ensureLoaded();
 		const slot = this.slots.get(no);
 		if (!slot) throw new MoleculerClientError(`Door ${formatDoorId(this.id, no)} not found`, 404, "NOT_FOUND", { doorId: formatDoorId(this.id, no) });

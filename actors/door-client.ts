@@ -16,6 +16,24 @@ export function doorsNodes(broker: ServiceBroker): string[] {
 	return [...new Set(list.filter(s => s.name === DOORS_SERVICE).map(s => s.nodeID))].sort();
 }
 
+/**
+ * Nodes that just failed to answer (killed, partitioned): left out of placement
+ * for a while, so callers move on to the next owner before the mesh's
+ * heartbeat timeout declares the node gone. Per calling process.
+ */
+const SUSPECT_MS = 15_000;
+const suspects = new Map<string, number>();
+
+function isSuspect(nodeID: string): boolean {
+	const until = suspects.get(nodeID);
+	if (until === undefined) return false;
+	if (until > Date.now()) return true;
+	suspects.delete(nodeID);
+	return false;
+}
+
+const unanswered = (err: any) => ["REQUEST_TIMEOUT", "SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND"].includes(err?.type) || err?.code === 504 && !err?.type?.startsWith("DOOR");
+
 /** The lease owner token is `{nodeID}#{process id}`. */
 export const nodeOfOwner = (owner: string) => owner.slice(0, owner.lastIndexOf("#"));
 
@@ -27,15 +45,31 @@ export async function callDoors<T>(
 	cabinetId: string,
 	opts: { timeout?: number; meta?: Record<string, unknown> } = {},
 ): Promise<T> {
-	let target = ownerOf(cabinetId, doorsNodes(broker));
+	const place = () => {
+		const nodes = doorsNodes(broker);
+		const healthy = nodes.filter(n => !isSuspect(n));
+		return ownerOf(cabinetId, healthy.length ? healthy : nodes);
+	};
+	let target = place();
 	for (let attempt = 0; ; attempt++) {
 		try {
 			return (await (caller.call as any)(`${DOORS_SERVICE}.${action}`, params, { ...opts, ...(target ? { nodeID: target } : {}) })) as T;
 		} catch (err: any) {
+			if (attempt >= 2) throw err;
+			if (target && unanswered(err)) {
+				// Nothing is known to have happened there; the next owner resumes from the store
+				// (an open in flight was written with its cmdId first, so a repeat re-sends that one).
+				suspects.set(target, Date.now() + SUSPECT_MS);
+				const next = place();
+				if (!next || next === target) throw err;
+				target = next;
+				continue;
+			}
 			const heldBy = err?.type === "NOT_OWNER" ? (err.data?.heldBy as string | undefined) : undefined;
-			const next = heldBy ? nodeOfOwner(heldBy) : undefined;
-			if (!next || next === target || attempt >= 2) throw err;
-			target = next;
+			const holder = heldBy ? nodeOfOwner(heldBy) : undefined;
+			// The holder is gone or going: its lease runs out shortly; the caller may try again then.
+			if (!holder || holder === target || isSuspect(holder) || !doorsNodes(broker).includes(holder)) throw err;
+			target = holder;
 		}
 	}
 }

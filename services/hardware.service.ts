@@ -22,6 +22,9 @@ import { unauthorized } from "../types/errors";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 
+/** A report to a node that does not answer must not hold up the cabinet's next messages for long. */
+const REPORT_TIMEOUT_MS = 2000;
+
 interface Settings extends ServiceSettingSchema {}
 
 interface Methods {
@@ -132,7 +135,7 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				const text = payload.toString("utf8");
 				const prev = this.chains.get(t.cabinetId) ?? Promise.resolve();
 				const next = prev.then(() =>
-					callDoors(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId).then(
+					callDoors(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId, { timeout: REPORT_TIMEOUT_MS }).then(
 						() => this.count(kind, "routed"),
 						(err: Error) => {
 							this.count(kind, "failed");

@@ -15,6 +15,7 @@ interface BenchmarkModule {
 
 const BENCHMARKS: Record<string, { summary: string; load: () => Promise<BenchmarkModule> }> = {
 	gateway: { summary: "GET /api/v1/me through the gateway (embedded, over NATS) vs plain node:http", load: () => import("./gateway") },
+	doors: { summary: "door opens end to end vs the raw MQTT round trip through Mosquitto; door actor memory", load: () => import("./doors") },
 	geo: { summary: "nearest 20 over 100 000 points: our H3 index vs geokdbush, Redis, brute force; GET /api/v1/points/nearby over HTTP", load: () => import("./geo") },
 };
 

@@ -46,8 +46,15 @@ export class Scope {
 	 * `--import tsx` keeps it to one process (the `tsx` CLI would add a wrapper),
 	 * so the pid is the server's own, for stopping and CPU accounting.
 	 */
-	startTs(name: string, file: string, env: EnvOverrides): Proc {
-		const proc = startProcess(name, process.execPath, ["--import", "tsx", file], env);
+	startTs(name: string, file: string, env: EnvOverrides, args: string[] = []): Proc {
+		const proc = startProcess(name, process.execPath, ["--import", "tsx", file, ...args], env);
+		this.procs.push(proc);
+		return proc;
+	}
+
+	/** Any program (a broker binary, say). */
+	startCommand(name: string, command: string, args: string[], env: EnvOverrides = {}): Proc {
+		const proc = startProcess(name, command, args, env);
 		this.procs.push(proc);
 		return proc;
 	}
