@@ -221,15 +221,17 @@ export function onReport(r: DoorRecord, report: { open: boolean; occupied?: bool
 	if (!report.open && r.open) {
 		patch.openSince = null;
 		patch.openAlerted = false;
-		if (r.state === "reserved" && occupied) {
-			patch.state = "occupied";
-			patch.reservedUntil = null;
-			effects.push({ event: "deposited", detail: { orderId: r.orderId } });
-		} else if (r.state === "occupied" && !occupied) {
-			effects.push({ event: "pickedUp", detail: { orderId: r.orderId } });
-			patch.state = "available";
-			patch.orderId = null;
-		}
+	}
+	// Decided on what the door holds once closed, not on seeing it close: a report may be
+	// missed (an owner died with it), and the next snapshot must still tell a bag went in or out.
+	if (!report.open && r.state === "reserved" && occupied) {
+		patch.state = "occupied";
+		patch.reservedUntil = null;
+		effects.push({ event: "deposited", detail: { orderId: r.orderId } });
+	} else if (!report.open && r.state === "occupied" && !occupied) {
+		effects.push({ event: "pickedUp", detail: { orderId: r.orderId } });
+		patch.state = "available";
+		patch.orderId = null;
 	}
 	if (occupied && !r.occupied && !report.open && r.state === "available") {
 		effects.push({ event: "anomaly", anomaly: "unexpected_occupied" });

@@ -83,7 +83,8 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 	};
 	return {
 		name: "doors",
-		mixins: [createDbMixin({ door_states: DOOR_STATE_ENTITY }, { mongoUri: config.mongoUri, dataDir })],
+		// The embedded store's collection; with Redis the state lives there and no file is opened.
+		mixins: config.redisUrl ? [] : [createDbMixin({ door_states: DOOR_STATE_ENTITY }, { mongoUri: config.mongoUri, dataDir })],
 		// Embedded: the MQTT broker is the local hardware service's.
 		dependencies: config.mqttUrl ? ["merchants"] : ["merchants", "hardware"],
 

@@ -49,6 +49,19 @@ describe("door state machine", () => {
 		expect(ok(done)).toMatchObject({ state: "available", orderId: null });
 	});
 
+	it("tells a deposit and a pickup from a snapshot alone, when the opening and closing reports were missed", () => {
+		let r = ok(reserve(fresh(), "o1", 900_000, 1));
+		r = ok(onAck(ok(beginOpen(r, { purpose: "deposit", orderId: "o1", cmdId: "C1", notAfter: 10_000 }, 2)), "C1", { ok: true }, 3));
+		const snap = onReport(r, { open: false, occupied: true }, 9); // never saw it open
+		expect(events(snap)).toEqual(["changed", "deposited"]);
+		r = ok(snap);
+		expect(r.state).toBe("occupied");
+		r = ok(onAck(ok(beginOpen(r, { purpose: "pickup", orderId: "o1", cmdId: "C2", notAfter: 20_000 }, 10)), "C2", { ok: true }, 11));
+		const gone = onReport(r, { open: false, occupied: false }, 12);
+		expect(events(gone)).toEqual(["changed", "pickedUp"]);
+		expect(ok(gone)).toMatchObject({ state: "available", orderId: null });
+	});
+
 	it("opens only for the order that holds the door, and only in the right state", () => {
 		const r = ok(reserve(fresh(), "o1", 900_000, 1));
 		expect(beginOpen(r, { purpose: "deposit", orderId: "o2", cmdId: "X", notAfter: 1 }, 2)).toMatchObject({ ok: false, type: "DOOR_NOT_HELD" });
