@@ -360,9 +360,11 @@ export class CabinetHost {
 				await this.run(slot.record.no, s => this.commit(s, onTimer(s.record, this.deps.now(), settings.openTooLongMs))).catch(() => undefined);
 			}
 		}
-		if (this.dirty.size) await this.flushDirty();
 		const idle = now - this.lastActivity > settings.idleMs;
 		if (idle && this.loaded && !this.waiters.size && [...this.slots.values()].every(s => isQuiet(s.record) && s.queued === 0)) {
+			// Delivered outboxes are written back empty only now (the next write of a door carries it
+			// anyway): a reload must not replay them.
+			if (this.dirty.size) await this.flushDirty();
 			this.slots.clear(); // passivated: records stay in the store, loaded again on the next use
 			this.loaded = false;
 		}

@@ -81,8 +81,26 @@ end
 if nextDue == nil then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], nextDue, ARGV[2]) end
 return 1`;
 
+type Scripted = Redis & {
+	doorLeaseAcquire(lease: string, epoch: string, owner: string, ttl: number): Promise<[number, string]>;
+	doorLeaseRenew(lease: string, token: string, ttl: number): Promise<number>;
+	doorLeaseRelease(lease: string, token: string): Promise<number>;
+	doorSave(lease: string, doors: string, timers: string, ...args: (string | number)[]): Promise<number>;
+};
+
 export class RedisDoorStore implements DoorStore {
-	constructor(private readonly redis: Redis, private readonly prefix = "lk:") {}
+	private readonly redis: Scripted;
+
+	constructor(redis: Redis, private readonly prefix = "lk:") {
+		// Scripts by SHA (EVALSHA): the body is sent once, not with every write.
+		if (!("doorSave" in redis)) {
+			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 2, lua: ACQUIRE });
+			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 1, lua: RENEW });
+			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 1, lua: RELEASE });
+			redis.defineCommand("doorSave", { numberOfKeys: 3, lua: SAVE });
+		}
+		this.redis = redis as unknown as Scripted;
+	}
 
 	private lease = (c: string) => `${this.prefix}lease:{${c}}`;
 	private epochKey = (c: string) => `${this.prefix}epoch:{${c}}`;
@@ -90,16 +108,16 @@ export class RedisDoorStore implements DoorStore {
 	private timersKey = () => `${this.prefix}door-timers`;
 
 	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
-		const [got, value] = (await this.redis.eval(ACQUIRE, 2, this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs)) as [number, string];
+		const [got, value] = await this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs);
 		return got === 1 ? { epoch: Number(value) } : { heldBy: value };
 	}
 
 	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
-		return (await this.redis.eval(RENEW, 1, this.lease(cabinetId), `${owner}|${epoch}`, ttlMs)) === 1;
+		return (await this.redis.doorLeaseRenew(this.lease(cabinetId), `${owner}|${epoch}`, ttlMs)) === 1;
 	}
 
 	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
-		await this.redis.eval(RELEASE, 1, this.lease(cabinetId), `${owner}|${epoch}`);
+		await this.redis.doorLeaseRelease(this.lease(cabinetId), `${owner}|${epoch}`);
 	}
 
 	async load(cabinetId: string): Promise<DoorRecord[]> {
@@ -110,7 +128,7 @@ export class RedisDoorStore implements DoorStore {
 	async save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean> {
 		const args: (string | number)[] = [`${owner}|${epoch}`, cabinetId];
 		for (const { record, due } of records) args.push(String(record.no), JSON.stringify(record), due === null ? "" : String(due));
-		return (await this.redis.eval(SAVE, 3, this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), ...args)) === 1;
+		return (await this.redis.doorSave(this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), ...args)) === 1;
 	}
 
 	async due(now: number, limit: number): Promise<string[]> {
