@@ -58,7 +58,8 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 		actions: {
 			/** EMQX HTTP authentication hook: {clientid, username, password} → {result, is_superuser}. */
 			mqttAuth: {
-				visibility: "public",
+				// Published: called by the gateway's hook route (guarded by the hook secret), never by users.
+				visibility: "published",
 				params: { clientid: { type: "string", max: 200 }, username: { type: "string", max: 200, optional: true }, password: { type: "string", max: 400, optional: true } },
 				async handler(this: This, ctx: Context<{ clientid: string; username?: string; password?: string }, HookMeta>) {
 					hookGuard(ctx);
@@ -70,7 +71,8 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 
 			/** EMQX HTTP authorization hook: {clientid, username, topic, action} → {result}. */
 			mqttAcl: {
-				visibility: "public",
+				// Published: called by the gateway's hook route (guarded by the hook secret), never by users.
+				visibility: "published",
 				params: {
 					clientid: { type: "string", max: 200 }, username: { type: "string", max: 200, optional: true },
 					topic: { type: "string", max: 500 }, action: { type: "enum", values: ["publish", "subscribe", "all"] },
