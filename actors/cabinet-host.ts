@@ -17,7 +17,7 @@ import {
 	beginOpen, disable, enable, isFree, isQuiet, newDoorRecord, nextDue, onAck, onAckTimeout, onAlarm, onReport, onTimer, release, reserve,
 	type AckResult, type DoorEffect, type DoorRecord, type OpenPurpose, type Outcome, type OutboxItem,
 } from "./door-machine";
-import type { DoorStore } from "./door-store";
+import type { DoorStore, SaveItem } from "./door-store";
 import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "./protocol";
 
 export interface HostSettings {
@@ -510,7 +510,7 @@ export class CabinetHost {
 		const now = this.deps.now();
 		const outbox: OutboxItem[] = [...(slot.record.outbox ?? []), ...out.effects.map(e => ({ ...e, version: out.record.version, at: now }))];
 		const record: DoorRecord = { ...out.record, outbox };
-		const saved = await this.deps.store.save(this.id, this.deps.owner, this.epoch, [{ record, due: nextDue(record, this.deps.settings.openTooLongMs) }]);
+		const saved = await this.deps.store.save(this.id, this.deps.owner, this.epoch, [this.saveItem(slot, record)]);
 		if (!saved) {
 			this.loseLease();
 			throw notOwner(this.id);
@@ -543,8 +543,18 @@ export class CabinetHost {
 		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && s.queued === 0);
 		if (!records.length) return;
 		for (const s of records) this.dirty.delete(s.record.no);
-		const ok = await this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => ({ record: s.record, due: nextDue(s.record, this.deps.settings.openTooLongMs) })));
+		const ok = await this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => this.saveItem(s, s.record)));
 		if (!ok) this.loseLease();
+	}
+
+	private saveItem(slot: Slot, record: DoorRecord): SaveItem {
+		const taken = record.state !== "disabled" && !isFree(record);
+		return {
+			record, due: nextDue(record, this.deps.settings.openTooLongMs),
+			taken: taken ? {
+				doorId: record.doorId, pointId: this.cat.pointId, size: slot.size, state: record.state, open: record.open, occupied: record.occupied, version: record.version,
+			} : null,
+		};
 	}
 
 	private view(r: DoorRecord): DoorView {

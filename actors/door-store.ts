@@ -23,6 +23,28 @@ import type { DoorRecord } from "./door-machine";
 
 export type LeaseAnswer = { epoch: number } | { heldBy: string };
 
+/**
+ * A door that cannot be given to a new order right now, as read models need
+ * it (geo's availability): kept in the store beside the record, so a replica
+ * that starts later can load them all at once.
+ */
+export interface TakenDoor {
+	doorId: string;
+	pointId: string;
+	size: string;
+	state: string;
+	open: boolean;
+	occupied: boolean;
+	version: number;
+}
+
+export interface SaveItem {
+	record: DoorRecord;
+	due: number | null;
+	/** Set when the door is taken after this write, null when it is free (or disabled). */
+	taken: TakenDoor | null;
+}
+
 export interface DoorStore {
 	/** Takes the cabinet's lease (a new epoch), or keeps it if this owner holds it already. */
 	acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer>;
@@ -30,8 +52,10 @@ export interface DoorStore {
 	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
 	release(cabinetId: string, owner: string, epoch: number): Promise<void>;
 	load(cabinetId: string): Promise<DoorRecord[]>;
-	/** Writes records and their next due times iff the lease is still (owner, epoch); false = fenced off. */
-	save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean>;
+	/** Writes records, their next due times and taken marks iff the lease is still (owner, epoch); false = fenced off. */
+	save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean>;
+	/** Every taken door (all cabinets). */
+	taken(): Promise<TakenDoor[]>;
 	/** Cabinets with a door timer due by `now` (any owner: used to wake cabinets nobody holds). */
 	due(now: number, limit: number): Promise<string[]>;
 	close(): Promise<void>;
@@ -63,15 +87,14 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-/** KEYS: lease, doors hash, timers zset. ARGV: owner|epoch, cabinetId, then per record: no, json, due (or ''). */
+/** KEYS: lease, doors hash, timers zset, taken hash. ARGV: owner|epoch, cabinetId, then per record: no, json, due (or ''), doorId, taken json (or ''). */
 const SAVE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local nextDue = nil
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 5 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-for i = 3, #ARGV, 3 do
   if ARGV[i + 2] == '' then redis.call('HDEL', KEYS[2] .. ':due', ARGV[i]) else redis.call('HSET', KEYS[2] .. ':due', ARGV[i], ARGV[i + 2]) end
+  if ARGV[i + 4] == '' then redis.call('HDEL', KEYS[4], ARGV[i + 3]) else redis.call('HSET', KEYS[4], ARGV[i + 3], ARGV[i + 4]) end
 end
 local dues = redis.call('HVALS', KEYS[2] .. ':due')
 for _, d in ipairs(dues) do
@@ -85,7 +108,7 @@ type Scripted = Redis & {
 	doorLeaseAcquire(lease: string, epoch: string, owner: string, ttl: number): Promise<[number, string]>;
 	doorLeaseRenew(lease: string, token: string, ttl: number): Promise<number>;
 	doorLeaseRelease(lease: string, token: string): Promise<number>;
-	doorSave(lease: string, doors: string, timers: string, ...args: (string | number)[]): Promise<number>;
+	doorSave(lease: string, doors: string, timers: string, taken: string, ...args: (string | number)[]): Promise<number>;
 };
 
 export class RedisDoorStore implements DoorStore {
@@ -97,7 +120,7 @@ export class RedisDoorStore implements DoorStore {
 			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 2, lua: ACQUIRE });
 			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 1, lua: RENEW });
 			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 1, lua: RELEASE });
-			redis.defineCommand("doorSave", { numberOfKeys: 3, lua: SAVE });
+			redis.defineCommand("doorSave", { numberOfKeys: 4, lua: SAVE });
 		}
 		this.redis = redis as unknown as Scripted;
 	}
@@ -106,6 +129,7 @@ export class RedisDoorStore implements DoorStore {
 	private epochKey = (c: string) => `${this.prefix}epoch:{${c}}`;
 	private doorsKey = (c: string) => `${this.prefix}doors:{${c}}`;
 	private timersKey = () => `${this.prefix}door-timers`;
+	private takenKey = () => `${this.prefix}doors-taken`;
 
 	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
 		const [got, value] = await this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs);
@@ -125,10 +149,16 @@ export class RedisDoorStore implements DoorStore {
 		return Object.values(all).map(v => JSON.parse(v) as DoorRecord);
 	}
 
-	async save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean> {
+	async save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean> {
 		const args: (string | number)[] = [`${owner}|${epoch}`, cabinetId];
-		for (const { record, due } of records) args.push(String(record.no), JSON.stringify(record), due === null ? "" : String(due));
-		return (await this.redis.doorSave(this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), ...args)) === 1;
+		for (const { record, due, taken } of records) {
+			args.push(String(record.no), JSON.stringify(record), due === null ? "" : String(due), record.doorId, taken ? JSON.stringify(taken) : "");
+		}
+		return (await this.redis.doorSave(this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), this.takenKey(), ...args)) === 1;
+	}
+
+	async taken(): Promise<TakenDoor[]> {
+		return Object.values(await this.redis.hgetall(this.takenKey())).map(v => JSON.parse(v) as TakenDoor);
 	}
 
 	async due(now: number, limit: number): Promise<string[]> {
@@ -148,6 +178,8 @@ export interface DoorCabinetDoc {
 	doors: Record<string, DoorRecord>;
 	/** Door number → next due time. */
 	dues: Record<string, number>;
+	/** Door number → the door as taken (absent when free). */
+	taken?: Record<string, TakenDoor>;
 	/** Earliest of `dues` (indexed), or null. */
 	nextDue: number | null;
 }
@@ -155,7 +187,7 @@ export interface DoorCabinetDoc {
 export const DOOR_STATE_ENTITY: EntityDefinition = {
 	collection: "door_states",
 	idPrefix: "dst",
-	fields: { epoch: "number", doors: "object", dues: "object", nextDue: "number" },
+	fields: { epoch: "number", doors: "object", dues: "object", taken: "object", nextDue: "number" },
 	indexes: [{ fields: { nextDue: 1 }, sparse: true }],
 };
 
@@ -198,7 +230,7 @@ export class LocalDoorStore implements DoorStore {
 		return doc ? Object.values(doc.doors) : [];
 	}
 
-	save(cabinetId: string, owner: string, epoch: number, records: { record: DoorRecord; due: number | null }[]): Promise<boolean> {
+	save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean> {
 		const prev = this.writing.get(cabinetId) ?? Promise.resolve();
 		const run = prev.then(async () => {
 			const held = this.leases.get(cabinetId);
@@ -207,13 +239,16 @@ export class LocalDoorStore implements DoorStore {
 			if (!doc || doc.epoch !== epoch) return false;
 			const doors = { ...doc.doors };
 			const dues = { ...doc.dues };
-			for (const { record, due } of records) {
+			const taken = { ...(doc.taken ?? {}) };
+			for (const { record, due, taken: t } of records) {
 				doors[record.no] = record;
 				if (due === null) delete dues[record.no];
 				else dues[record.no] = due;
+				if (t) taken[record.no] = t;
+				else delete taken[record.no];
 			}
 			const all = Object.values(dues);
-			await this.repo.updateById(cabinetId, { $set: { doors, dues, nextDue: all.length ? Math.min(...all) : null } });
+			await this.repo.updateById(cabinetId, { $set: { doors, dues, taken, nextDue: all.length ? Math.min(...all) : null } });
 			return true;
 		});
 		const settled = run.catch(() => undefined);
@@ -222,6 +257,10 @@ export class LocalDoorStore implements DoorStore {
 			if (this.writing.get(cabinetId) === settled) this.writing.delete(cabinetId);
 		});
 		return run;
+	}
+
+	async taken(): Promise<TakenDoor[]> {
+		return (await this.repo.find({})).flatMap(d => Object.values(d.taken ?? {}));
 	}
 
 	async due(now: number, limit: number): Promise<string[]> {

@@ -200,6 +200,14 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				},
 			},
 
+			/** Every door that cannot be given to a new order now (read models load it at start). */
+			taken: {
+				visibility: "public",
+				async handler(this: This) {
+					return this.store.taken();
+				},
+			},
+
 			stats: {
 				visibility: "public",
 				async handler(this: This) {

@@ -18,6 +18,7 @@ import { notFound, serviceUnavailable } from "../types/errors";
 import { SIZES, type PointView, type Size } from "./merchants/model";
 import type { PointChangedEvent } from "./merchants.service";
 import type { DoorStateEvent } from "./geo/read-model";
+import { doorsNodes } from "../actors/door-client";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type MapRes, type PointRow } from "./geo/read-model";
@@ -42,6 +43,7 @@ interface Methods {
 	loadSnapshot(): Promise<void>;
 	applyPoint(p: PointView): Promise<void>;
 	applyDoor(d: DoorStateEvent): Promise<void>;
+	loadTakenDoors(): Promise<void>;
 	cleanCaches(entries: (GeoEntry | undefined)[]): Promise<void>;
 	catchUp(): Promise<void>;
 	countCache(result: "hit" | "miss"): void;
@@ -55,6 +57,7 @@ interface Vars {
 	pending: Map<string, PointView>;
 	/** Door states that arrived while the snapshot was loading. */
 	pendingDoors: Map<string, DoorStateEvent>;
+	takenLoaded: boolean;
 	cities: Set<string>;
 	cacheStats: { hits: number; misses: number };
 	/** Catch-up cursor: newest catalog change (`updatedAt`, ms) read by catch-up; it asks from a little before it. */
@@ -163,6 +166,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			"doors.state.changed": { handler(this: This, ctx: Context<DoorStateEvent>) { return this.applyDoor(ctx.params); } },
 			// A node (re)joined: broadcasts sent while we were unknown to it may be lost.
 			"$node.connected": { handler(this: This) { void this.catchUp(); } },
+			// The door actors came up after the index was built: load what they hold.
+			"$services.changed": { handler(this: This) { if (this.read && !this.takenLoaded && doorsNodes(this.broker).length) void this.loadTakenDoors(); } },
 			"merchants.city.created": {
 				handler(this: This, ctx: Context<{ city: { code: string } }>) {
 					this.cities.add(ctx.params.city.code);
@@ -196,6 +201,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				read.pack();
 				this.pending.clear();
 				this.read = read;
+				if (doorsNodes(this.broker).length) await this.loadTakenDoors();
 				this.logger.info(`Geo index ready: ${read.size} active points at H3 resolution ${read.index.res} (${read.index.cellCount} cells) in ${Date.now() - started} ms`);
 			},
 
@@ -207,6 +213,18 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				}
 				const change = this.read.apply(p);
 				if (change) await this.cleanCaches([change.before, change.after]);
+			},
+
+			/** The doors taken right now (reserved, holding a bag, open, faulty); later changes come as events. */
+			async loadTakenDoors(this: This) {
+				if (this.takenLoaded) return;
+				this.takenLoaded = true;
+				try {
+					for (const d of await this.broker.call<DoorStateEvent[], object>("doors.taken", {}, { timeout: 30_000 })) await this.applyDoor(d);
+				} catch (err: any) {
+					this.takenLoaded = false; // tried again when the doors service changes
+					this.logger.warn(`Door availability not loaded yet (${err.message})`);
+				}
 			},
 
 			async applyDoor(this: This, d: DoorStateEvent) {

@@ -9,6 +9,7 @@ import { SimulatedCabinet } from "../../tools/simulator/cabinet";
 import { signCommand, topicOf } from "../../actors/protocol";
 import { startTestPlatform, type TestPlatform } from "../support/platform";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
+import { createGeoService } from "../../services/geo.service";
 
 let p: TestPlatform;
 let broker: ServiceBroker;
@@ -160,6 +161,19 @@ describe("door actors with simulated cabinets", () => {
 		expect(await availableAt()).toEqual({ S: 0, M: 1, L: 1 });
 		await broker.call("doors.release", { doorId: doorOf(reg, 1), orderId: "ord-geo" });
 		await until("M back to 2", async () => (await availableAt())?.M === 2);
+	});
+
+	it("a geo replica that starts later loads the doors taken now (not only later changes)", async () => {
+		const { reg } = await onlineCabinet([{ no: 1, size: "M" }, { no: 2, size: "M" }]);
+		await broker.call("doors.reserve", { doorId: doorOf(reg, 2), orderId: "ord-restart" });
+		await broker.destroyService(broker.getLocalService("geo")!);
+		broker.createService(createGeoService(p.config));
+		await broker.waitForServices(["geo"]);
+		const available = await until("the new replica's index", async () => {
+			const r = await broker.call<any, any>("geo.nearby", { lat: reg.lat, lng: reg.lng, radius: 100 }).catch(() => undefined);
+			return r?.rows.find((row: any) => row.id === reg.pointId)?.available;
+		});
+		expect(available).toEqual({ S: 0, M: 1, L: 0 });
 	});
 
 	it("drops and counts malformed payloads and keeps serving", async () => {
