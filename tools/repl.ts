@@ -32,7 +32,18 @@ async function main() {
 					async action(b: ServiceBroker, args: any) {
 						const c = await b.call<any, object>("merchants.getCabinet", { id: args.cabinetId });
 						console.log(`${c.id} at ${c.pointId} (merchant ${c.merchantId}) online=${c.online} lastSeenAt=${c.lastSeenAt}`);
-						console.table(c.doors.map((d: any) => ({ door: d.id, size: d.size, state: d.state, open: d.open, occupied: d.occupied })));
+						console.table(c.doors.map((d: any) => ({ door: d.id, size: d.size, state: d.state, open: d.open, occupied: d.occupied, order: d.orderId ?? "" })));
+					},
+				},
+				{
+					command: "doors",
+					description: "Each doors node's cabinets (held, online), resident door actors, and each MQTT bridge's message counts",
+					async action(b: ServiceBroker) {
+						const on = (name: string) => b.registry.getServiceList({ onlyAvailable: true }).filter((s: any) => s.name === name).map((s: any) => s.nodeID as string);
+						const doors = await Promise.all(on("doors").map(nodeID => b.call<any, object>("doors.stats", {}, { nodeID })));
+						console.table(doors.map(d => ({ node: d.nodeID, cabinets: d.cabinets, online: d.online, residentDoors: d.residentDoors, malformed: d.malformed })));
+						const bridges = await Promise.all(on("hardware").map(nodeID => b.call<any, object>("hardware.stats", {}, { nodeID })));
+						for (const h of bridges) console.log(`${h.nodeID}: connected=${h.connected} embedded=${h.embedded}`, h.messages);
 					},
 				},
 				{
