@@ -80,6 +80,8 @@ export interface Config {
 		hookSecret: string;
 		/** Shared-subscription group of the hardware nodes on an external broker. */
 		shareGroup: string;
+		/** EMQX's REST API (kicking a cabinet whose credentials rotated); unset = not used. */
+		emqxApi?: { url: string; key: string; secret: string };
 	};
 	doors: {
 		/** How long a door command may take to be acked (also its notAfter). */
@@ -208,6 +210,8 @@ export function loadConfig(env: Env = process.env): Config {
 	}
 
 	const mqttPassword = str("MQTT_PASSWORD") ?? DEV_MQTT_PASSWORD;
+	// Used only with a key and secret (docker-compose always names the URL; the key is optional).
+	const emqxApiUrl = url("EMQX_API_URL", ["http:", "https:"]);
 	const mqttHookSecret = str("MQTT_HOOK_SECRET") ?? DEV_MQTT_HOOK_SECRET;
 	if (production && mqttPassword === DEV_MQTT_PASSWORD) problems.push("MQTT_PASSWORD must be set in production");
 	if (production && mqttHookSecret === DEV_MQTT_HOOK_SECRET) problems.push("MQTT_HOOK_SECRET must be set in production");
@@ -253,7 +257,10 @@ export function loadConfig(env: Env = process.env): Config {
 		admin: { username: adminUsername, password: adminPassword },
 		sandboxPaySecret,
 		cabinetSecretKey,
-		mqtt: { username: str("MQTT_USERNAME") ?? "platform", password: mqttPassword, hookSecret: mqttHookSecret, shareGroup: str("MQTT_SHARE_GROUP") ?? "hardware" },
+		mqtt: {
+			username: str("MQTT_USERNAME") ?? "platform", password: mqttPassword, hookSecret: mqttHookSecret, shareGroup: str("MQTT_SHARE_GROUP") ?? "hardware",
+			emqxApi: emqxApiUrl && str("EMQX_API_KEY") && str("EMQX_API_SECRET") ? { url: emqxApiUrl, key: str("EMQX_API_KEY")!, secret: str("EMQX_API_SECRET")! } : undefined,
+		},
 		doors: {
 			commandTimeoutMs: int("DOOR_COMMAND_TIMEOUT_MS", 5000, 200, 60_000),
 			openTooLongSec: int("DOOR_OPEN_TOO_LONG_SEC", 120, 5, 86_400),

@@ -21,6 +21,7 @@ import { CABINET_PUBLISHES, parseCabinetMessage, parseTopic, TOPIC_ROOT, type Ca
 import { unauthorized } from "../types/errors";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
+import { kickEmqxClient } from "./hardware/emqx-admin";
 
 /** A report to a node that does not answer must not hold up the cabinet's next messages for long. */
 const REPORT_TIMEOUT_MS = 2000;
@@ -107,8 +108,18 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 
 		events: {
 			/** A rotated secret ends the cabinet's current session (it must reconnect with the new one). */
-			"merchants.cabinet.credentialsRotated"(this: This, ctx: Context<{ cabinetId: string }>) {
-				if (this.embedded?.kick(ctx.params.cabinetId)) this.logger.info(`Disconnected cabinet ${ctx.params.cabinetId}: credentials rotated`);
+			async "merchants.cabinet.credentialsRotated"(this: This, ctx: Context<{ cabinetId: string }>) {
+				const id = ctx.params.cabinetId;
+				if (this.embedded) {
+					if (this.embedded.kick(id)) this.logger.info(`Disconnected cabinet ${id}: credentials rotated`);
+				} else if (config.mqtt.emqxApi) {
+					await kickEmqxClient(config.mqtt.emqxApi, id).then(
+						() => this.logger.info(`Asked EMQX to disconnect cabinet ${id}: credentials rotated`),
+						(err: Error) => this.logger.warn(`Could not disconnect cabinet ${id} on EMQX: ${err.message}`),
+					);
+				} else {
+					this.logger.warn(`Cabinet ${id}: credentials rotated, but without EMQX_API_URL its current session stays until it reconnects`);
+				}
 			},
 		},
 
