@@ -5,6 +5,7 @@
  * happened on a NOT_OWNER answer, so following it is safe — unlike Moleculer's
  * retry middleware, which is off for exactly this reason.
  */
+import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
 import { ownerOf } from "./placement";
 
@@ -32,9 +33,10 @@ function isSuspect(nodeID: string): boolean {
 	return false;
 }
 
-const unanswered = (err: any) => ["REQUEST_TIMEOUT", "SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND"].includes(err?.type) || err?.code === 504 && !err?.type?.startsWith("DOOR");
+const unanswered = (err: any) => ["REQUEST_TIMEOUT", "SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND"].includes(err?.type) || (err?.code === 504 && !err?.type?.startsWith("DOOR"));
 
-/** The lease owner token is `{nodeID}#{process id}`. */
+/** A lease owner token: `{nodeID}#{random id of this process}` (a restarted node is a new owner). */
+export const ownerToken = (nodeID: string) => `${nodeID}#${crypto.randomBytes(6).toString("hex")}`;
 export const nodeOfOwner = (owner: string) => owner.slice(0, owner.lastIndexOf("#"));
 
 export async function callDoors<T>(

@@ -18,7 +18,6 @@
  * Callers use door-client.ts `callDoors`, which routes to the owner. No retry
  * middleware: an open must never be re-sent by Moleculer.
  */
-import crypto from "node:crypto";
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Socket } from "node:net";
@@ -30,7 +29,7 @@ import { deriveCabinetSecret } from "../services/merchants/credentials";
 import { SIZES, type Size } from "../services/merchants/model";
 import { notFound, invalid, serviceUnavailable } from "../types/errors";
 import { CabinetHost, DEFAULT_HOST_SETTINGS, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
-import { doorsNodes, nodeOfOwner } from "./door-client";
+import { doorsNodes, ownerToken } from "./door-client";
 import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
 import { ownerOf } from "./placement";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "./protocol";
@@ -42,6 +41,7 @@ interface Settings extends ServiceSettingSchema {}
 
 interface Methods {
 	host(cabinetId: string): Promise<CabinetHost>;
+	catalogOf(cabinetId: string): Promise<CatalogCabinet>;
 	doorRef(doorId: string): { cabinetId: string; no: number };
 	tickAll(): Promise<void>;
 	rebalance(): Promise<void>;
@@ -65,6 +65,7 @@ type This = Vars & Methods & { broker: ServiceBroker; logger: any; name: string 
 
 export interface ReserveParams { doorId: string; orderId: string; ttlSec?: number }
 export interface ReserveAnyParams { cabinetId: string; size: Size; orderId: string; ttlSec?: number }
+export type ReportAnswer = { applied: true } | { applied: false; dropped: "malformed" | "unknown cabinet" };
 export interface OpenParams { doorId: string; orderId: string; purpose: "deposit" | "pickup" }
 
 const doorIdParam = { type: "string", min: 6, max: 90 } as const;
@@ -175,15 +176,18 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				},
 			},
 
-			/** A message from the cabinet (hardware service). Malformed ones are counted and dropped, never thrown. */
+			/**
+			 * A message from the cabinet (hardware service), parsed here only. Malformed ones and
+			 * those of unknown cabinets are dropped (never thrown) and the answer says why.
+			 */
 			report: {
 				visibility: "public",
 				params: { cabinetId: cabinetIdParam, kind: { type: "enum", values: [...CABINET_PUBLISHES] }, payload: "string" },
-				async handler(this: This, ctx: Context<{ cabinetId: string; kind: CabinetTopic; payload: string }>): Promise<{ applied: boolean }> {
+				async handler(this: This, ctx: Context<{ cabinetId: string; kind: CabinetTopic; payload: string }>): Promise<ReportAnswer> {
 					const parsed = parseCabinetMessage(ctx.params.kind, ctx.params.payload);
 					if (!parsed.ok) {
 						this.counters.malformed++;
-						return { applied: false };
+						return { applied: false, dropped: "malformed" };
 					}
 					let host: CabinetHost;
 					try {
@@ -191,7 +195,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					} catch (err: any) {
 						if (err?.type === "NOT_FOUND") {
 							this.counters.unknownCabinet++;
-							return { applied: false };
+							return { applied: false, dropped: "unknown cabinet" };
 						}
 						throw err;
 					}
@@ -236,12 +240,17 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				if (!h) return;
 				const host = await h.catch(() => null);
 				if (!host) return;
-				const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id: host.id });
-				host.updateCatalog({ ...c, secret: deriveCabinetSecret(config.cabinetSecretKey, c.id, c.secretNonce) });
+				host.updateCatalog(await this.catalogOf(host.id));
 			},
 		},
 
 		methods: {
+			/** The cabinet as registered, with its signing secret derived here (it never crosses the mesh). */
+			async catalogOf(this: This, id: string): Promise<CatalogCabinet> {
+				const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id });
+				return { pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secret: deriveCabinetSecret(config.cabinetSecretKey, id, c.secretNonce) };
+			},
+
 			doorRef(doorId: string) {
 				const ref = parseDoorId(doorId);
 				if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
@@ -254,10 +263,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				if (!p) {
 					const deps: HostDeps = {
 						store: this.store, owner: this.owner, settings: this.hostSettings, now: Date.now,
-						catalog: async id => {
-							const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id });
-							return { pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secret: deriveCabinetSecret(config.cabinetSecretKey, id, c.secretNonce) } satisfies CatalogCabinet;
-						},
+						catalog: id => this.catalogOf(id),
 						send: (id, cmd) => this.sendCommand(id, cmd),
 						// Read models (geo on every replica) need every state change and link change; the
 						// rest (deposits, expiries, anomalies) go to one instance of each consuming service.
@@ -320,7 +326,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 		},
 
 		created(this: This) {
-			this.owner = `${this.broker.nodeID}#${crypto.randomBytes(6).toString("hex")}`;
+			this.owner = ownerToken(this.broker.nodeID);
 			this.hosts = new Map();
 			this.hostSettings = hostSettings;
 			this.counters = { malformed: 0, unknownCabinet: 0 };
@@ -359,4 +365,3 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 	};
 }
 
-export { nodeOfOwner };

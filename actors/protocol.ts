@@ -151,7 +151,8 @@ export interface Heartbeat {
 export type Status = { online: false } | { online: true; boot: string; fw?: string; doors?: number };
 
 type Obj = Record<string, unknown>;
-const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Larger payloads are refused as malformed (the protocol's messages are a few hundred bytes). */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
 const isInt = (v: unknown, min = 0): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= min;
 const isDoorNo = (v: unknown): v is number => isInt(v, 1) && v <= 9999;
 const isShortString = (v: unknown, max = 128): v is string => typeof v === "string" && v.length > 0 && v.length <= max;

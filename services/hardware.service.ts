@@ -17,7 +17,8 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Socket } from "node:net";
 import type { Config } from "../config";
 import { callDoors } from "../actors/door-client";
-import { CABINET_PUBLISHES, parseCabinetMessage, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
+import { CABINET_PUBLISHES, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
+import type { ReportAnswer } from "../actors/doors.service";
 import { unauthorized } from "../types/errors";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
@@ -144,12 +145,14 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				const t = parseTopic(topic);
 				if (!t || t.kind === "cmd") return this.count("unknown", "ignored");
 				const kind = t.kind as CabinetTopic;
-				if (!parseCabinetMessage(kind, payload).ok) return this.count(kind, "malformed");
+				// Parsed once, by the door actors' node, which answers whether it was malformed; only
+				// what no parser would take is dropped here (it would not even fit a mesh message).
+				if (payload.length > MAX_PAYLOAD_BYTES) return this.count(kind, "malformed");
 				const text = payload.toString("utf8");
 				const prev = this.chains.get(t.cabinetId) ?? Promise.resolve();
 				const next = prev.then(() =>
-					callDoors(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId, { timeout: REPORT_TIMEOUT_MS }).then(
-						() => this.count(kind, "routed"),
+					callDoors<ReportAnswer>(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId, { timeout: REPORT_TIMEOUT_MS }).then(
+						r => this.count(kind, !r.applied && r.dropped === "malformed" ? "malformed" : "routed"),
 						(err: Error) => {
 							this.count(kind, "failed");
 							this.logger.debug(`Cabinet ${t.cabinetId} ${kind} not delivered: ${err.message}`);
