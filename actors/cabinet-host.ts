@@ -111,6 +111,8 @@ export class CabinetHost {
 	private loaded = false;
 	private loading?: Promise<void>;
 	private readonly waiters = new Map<string, Waiter[]>();
+	/** Ack waits under way; each ends by its command's deadline at the latest. */
+	private readonly awaitingAcks = new Set<Promise<unknown>>();
 	private timeouts = 0;
 	private breakerOpenUntil = 0;
 	private fenced = false;
@@ -147,14 +149,6 @@ export class CabinetHost {
 			await deps.store.release(cabinetId, deps.owner, lease.epoch).catch(() => undefined);
 			throw err;
 		}
-	}
-
-	get pointId(): string {
-		return this.cat.pointId;
-	}
-
-	get isFenced(): boolean {
-		return this.fenced;
 	}
 
 	/** Door records in memory (0 when passivated). */
@@ -382,8 +376,7 @@ export class CabinetHost {
 	 */
 	async handOver(): Promise<void> {
 		this.leaving = true;
-		const deadline = this.deps.now() + this.deps.settings.commandTimeoutMs;
-		while (this.waiters.size && this.deps.now() < deadline) await new Promise(r => setTimeout(r, 20));
+		await Promise.all(this.awaitingAcks);
 		await Promise.all([...this.slots.values()].map(s => s.tail.catch(() => undefined)));
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
 		this.fenced = true;
@@ -429,7 +422,7 @@ export class CabinetHost {
 	}
 
 	private waitAck(cmdId: string, ms: number): Promise<AckResult | "timeout"> {
-		return new Promise(resolve => {
+		const waiting = new Promise<AckResult | "timeout">(resolve => {
 			const timer = setTimeout(() => {
 				const ws = this.waiters.get(cmdId);
 				if (ws) {
@@ -447,6 +440,9 @@ export class CabinetHost {
 			if (ws) ws.push(done);
 			else this.waiters.set(cmdId, [done]);
 		});
+		this.awaitingAcks.add(waiting);
+		void waiting.then(() => this.awaitingAcks.delete(waiting));
+		return waiting;
 	}
 
 	private ackError(error: string, doorId: string): Error {

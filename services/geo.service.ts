@@ -23,6 +23,12 @@ import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearb
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type MapRes, type PointRow } from "./geo/read-model";
 
+/** Buffers a change that arrived before the snapshot: only the newest version of each counts. */
+function keepNewest<T extends { version: number }>(pending: Map<string, T>, id: string, item: T): void {
+	const known = pending.get(id);
+	if (!known || known.version < item.version) pending.set(id, item);
+}
+
 export interface NearbyParams { lat: number; lng: number; radius: number; size?: Size; limit: number }
 export interface SearchParams { q: string; city?: string; page: number; pageSize: number }
 
@@ -206,11 +212,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			},
 
 			async applyPoint(this: This, p: PointView) {
-				if (!this.read) {
-					const known = this.pending.get(p.id);
-					if (!known || known.version < p.version) this.pending.set(p.id, p);
-					return;
-				}
+				if (!this.read) return keepNewest(this.pending, p.id, p);
 				const change = this.read.apply(p);
 				if (change) await this.cleanCaches([change.before, change.after]);
 			},
@@ -228,11 +230,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			},
 
 			async applyDoor(this: This, d: DoorStateEvent) {
-				if (!this.read) {
-					const known = this.pendingDoors.get(d.doorId);
-					if (!known || known.version < d.version) this.pendingDoors.set(d.doorId, d);
-					return;
-				}
+				if (!this.read) return keepNewest(this.pendingDoors, d.doorId, d);
 				const change = this.read.applyDoor(d);
 				if (change) await this.cleanCaches([change.before, change.after]);
 			},

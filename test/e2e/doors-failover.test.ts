@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
 import { callDoors } from "../../actors/door-client";
+import { parseDoorId } from "../../actors/protocol";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
 import { freePort, spawnNode, waitFor, type NodeProcess } from "../support/processes";
@@ -227,7 +228,7 @@ describe("door actors: failover and rebalancing on the real NATS, Redis and Mosq
 		// a hand-over may still be finishing).
 		for (const [doorId, orderId] of lastHolder) {
 			if (!orderId) continue;
-			const cabinetId = doorId.slice(0, doorId.lastIndexOf(":"));
+			const { cabinetId } = parseDoorId(doorId)!;
 			const d = await waitFor(`door ${doorId}`, () => call<{ orderId: string | null; state: string }>("get", { doorId }, cabinetId), 20_000, 200);
 			expect({ doorId, orderId: d.orderId }).toEqual({ doorId, orderId });
 		}

@@ -6,7 +6,7 @@
 import type { ServiceBroker } from "moleculer";
 import mqtt from "mqtt";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
-import { signCommand, topicOf } from "../../actors/protocol";
+import { formatDoorId, signCommand, topicOf } from "../../actors/protocol";
 import { startTestPlatform, type TestPlatform } from "../support/platform";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
 import { createGeoService } from "../../services/geo.service";
@@ -55,7 +55,7 @@ async function onlineCabinet(doors: RegisteredCabinet["doors"], opts: Partial<Co
 	return { reg, sim };
 }
 
-const doorOf = (reg: RegisteredCabinet, no: number) => `${reg.cabinetId}:${String(no).padStart(2, "0")}`;
+const doorOf = (reg: RegisteredCabinet, no: number) => formatDoorId(reg.cabinetId, no);
 
 describe("door actors with simulated cabinets", () => {
 	it("runs a deposit and a pickup: reserve → open (acked) → closed on a bag → open → closed empty", async () => {

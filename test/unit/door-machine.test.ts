@@ -1,5 +1,5 @@
 import {
-	beginOpen, disable, enable, newDoorRecord, nextDue, onAck, onAckTimeout, onAlarm, onReport, onTimer, release, reserve,
+	beginOpen, disable, enable, newDoorRecord, nextDue, onAck, onAlarm, onReport, onTimer, release, reserve,
 	type DoorRecord, type Outcome,
 } from "../../actors/door-machine";
 
