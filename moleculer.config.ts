@@ -9,6 +9,7 @@ import type { Config } from "./config";
 import { AccessMiddleware } from "./middlewares/access.middleware";
 import { StrictValidator } from "./lib/strict-validator";
 import { createRemoteTimeoutMiddleware } from "./middlewares/remote-timeout.middleware";
+import { createPrometheusReporter } from "./lib/prometheus-reporter";
 
 export function createBrokerOptions(config: Config, overrides: Partial<BrokerOptions> = {}): BrokerOptions {
 	const role = config.services.length === 1 ? config.services[0] : config.transporter ? config.services.join("+") : "all";
@@ -57,7 +58,7 @@ export function createBrokerOptions(config: Config, overrides: Partial<BrokerOpt
 
 		metrics: {
 			enabled: config.metrics,
-			reporter: [{ type: "Prometheus", options: { port: config.metricsPort } }],
+			reporter: [createPrometheusReporter({ port: config.metricsPort, host: config.metricsHost })],
 		},
 		tracing: config.tracingExporter
 			? { enabled: true, exporter: config.tracingExporter as "Console", sampling: { rate: 1 } }

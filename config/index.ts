@@ -39,6 +39,17 @@ export interface LoginThrottleConfig {
 	maxDelayMs: number;
 }
 
+export interface MqttLimits {
+	/** Largest MQTT packet accepted (PROTOCOL.md payloads are small); a bigger one closes the connection. */
+	maxPacketBytes: number;
+	/** A connection that has not completed CONNECT by then is closed. */
+	connectTimeoutMs: number;
+	/** Connections from one address that have not authenticated yet. */
+	maxPendingPerAddress: number;
+	/** Connections from one address in all (cabinets behind one NAT share an address). */
+	maxConnectionsPerAddress: number;
+}
+
 export interface Config {
 	env: "development" | "production" | "test";
 	nodeID?: string;
@@ -55,8 +66,15 @@ export interface Config {
 	mqttUrl?: string;
 	requestTimeoutMs: number;
 	metrics: boolean;
-	/** Port of the node's own Prometheus endpoint (0 = any free port); the gateway also serves /metrics. */
+	/** Port of the node's own Prometheus endpoint (0 = any free port). */
 	metricsPort: number;
+	/** Address the metrics port binds to (127.0.0.1 unless a scraper elsewhere must reach it). */
+	metricsHost: string;
+	/**
+	 * Bearer token that opens `/metrics` on the API port. Without it the API port serves
+	 * metrics only outside production; in production they are on the metrics port alone.
+	 */
+	metricsToken?: string;
 	/** Moleculer tracing exporter (e.g. "Console", "Jaeger"); unset = tracing off. */
 	tracingExporter?: string;
 	/** Health endpoint for nodes that do not run the gateway (docker health checks); unset = none. */
@@ -82,6 +100,8 @@ export interface Config {
 		shareGroup: string;
 		/** EMQX's REST API (kicking a cabinet whose credentials rotated); unset = not used. */
 		emqxApi?: { url: string; key: string; secret: string };
+		/** Limits of the embedded broker, which shares its process with the API. */
+		limits: MqttLimits;
 	};
 	doors: {
 		/** How long a door command may take to be acked (also its notAfter). */
@@ -97,7 +117,8 @@ export interface Config {
 	dingtalk: { webhookUrl?: string; secret?: string };
 	http: {
 		corsOrigins: string[] | "*";
-		bodyLimit: string;
+		/** Largest request body in bytes (BODY_LIMIT, e.g. 64kb), also after decompression. */
+		bodyLimitBytes: number;
 		trustProxy: boolean;
 	};
 	rateLimit: RateLimitConfig;
@@ -142,6 +163,17 @@ export function loadConfig(env: Env = process.env): Config {
 		const n = Number(raw);
 		if (!Number.isInteger(n) || n < min || n > max) {
 			problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+			return def;
+		}
+		return n;
+	};
+	const byteSize = (name: string, def: number, min: number, max: number): number => {
+		const raw = str(name);
+		if (raw === undefined) return def;
+		const m = /^(\d+)\s*(b|kb|mb)?$/i.exec(raw);
+		const n = m ? Number(m[1]) * { b: 1, kb: 1024, mb: 1024 * 1024 }[(m[2] ?? "b").toLowerCase() as "b" | "kb" | "mb"] : NaN;
+		if (!(n >= min && n <= max)) {
+			problems.push(`${name} must be a size between ${min} and ${max} bytes, like 64kb (got "${raw}")`);
 			return def;
 		}
 		return n;
@@ -243,6 +275,8 @@ export function loadConfig(env: Env = process.env): Config {
 		requestTimeoutMs: int("REQUEST_TIMEOUT_MS", 5000, 100, 120000),
 		metrics: bool("METRICS", true),
 		metricsPort: int("METRICS_PORT", 0, 0, 65535),
+		metricsHost: str("METRICS_HOST") ?? "127.0.0.1",
+		metricsToken: str("METRICS_TOKEN"),
 		tracingExporter: str("TRACING_EXPORTER"),
 		healthPort: str("HEALTH_PORT") === undefined ? undefined : int("HEALTH_PORT", 3001, 1, 65535),
 		heartbeatSec: int("HEARTBEAT_SEC", 30, 1, 3600),
@@ -260,6 +294,12 @@ export function loadConfig(env: Env = process.env): Config {
 		mqtt: {
 			username: str("MQTT_USERNAME") ?? "platform", password: mqttPassword, hookSecret: mqttHookSecret, shareGroup: str("MQTT_SHARE_GROUP") ?? "hardware",
 			emqxApi: emqxApiUrl && str("EMQX_API_KEY") && str("EMQX_API_SECRET") ? { url: emqxApiUrl, key: str("EMQX_API_KEY")!, secret: str("EMQX_API_SECRET")! } : undefined,
+			limits: {
+				maxPacketBytes: int("MQTT_MAX_PACKET_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+				connectTimeoutMs: int("MQTT_CONNECT_TIMEOUT_MS", 5000, 500, 60_000),
+				maxPendingPerAddress: int("MQTT_MAX_PENDING_PER_ADDRESS", 16, 1, 10_000),
+				maxConnectionsPerAddress: int("MQTT_MAX_CONNECTIONS_PER_ADDRESS", 5000, 1, 1_000_000),
+			},
 		},
 		doors: {
 			commandTimeoutMs: int("DOOR_COMMAND_TIMEOUT_MS", 5000, 200, 60_000),
@@ -270,7 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
 		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
 		http: {
 			corsOrigins,
-			bodyLimit: str("BODY_LIMIT") ?? "64kb",
+			bodyLimitBytes: byteSize("BODY_LIMIT", 64 * 1024, 1024, 16 * 1024 * 1024),
 			trustProxy: bool("TRUST_PROXY", false),
 		},
 		rateLimit: {
@@ -287,6 +327,9 @@ export function loadConfig(env: Env = process.env): Config {
 			maxDelayMs: int("LOGIN_MAX_DELAY_MS", 60_000, 0, 3600_000),
 		},
 	};
+	if (production && config.metricsToken !== undefined && config.metricsToken.length < 32) {
+		problems.push("METRICS_TOKEN must be at least 32 characters in production");
+	}
 	if (config.loginThrottle.lockAfter < config.loginThrottle.slowAfter) {
 		problems.push("LOGIN_LOCK_AFTER must be at least LOGIN_SLOW_AFTER");
 	}

@@ -15,9 +15,9 @@
  * chosen by the platform.
  */
 import path from "node:path";
-import fs from "node:fs";
 import DbService from "moleculer-db";
 import { Repository } from "./repository";
+import { ensurePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
 import MongooseAdapter from "moleculer-db-adapter-mongoose";
 import mongoose from "mongoose";
 import type { ServiceSchema } from "moleculer";
@@ -81,8 +81,9 @@ export function nedbFilename(entity: EntityDefinition, dataDir: string): string 
 export function createAdapter(entity: EntityDefinition, db: DbConfig): unknown {
 	if (db.mongoUri) return new MongooseAdapter(db.mongoUri, { serverSelectionTimeoutMS: 5000 });
 	if (db.dataDir === null) return new DbService.MemoryAdapter({ inMemoryOnly: true });
-	fs.mkdirSync(db.dataDir, { recursive: true });
-	return new DbService.MemoryAdapter({ filename: nedbFilename(entity, db.dataDir) });
+	ensurePrivateDir(db.dataDir);
+	// NeDB rewrites its file on load and compaction, so an older 0644 file is 0600 after the first start.
+	return new DbService.MemoryAdapter({ filename: nedbFilename(entity, db.dataDir), modes: { fileMode: PRIVATE_FILE_MODE, dirMode: PRIVATE_DIR_MODE } });
 }
 
 export interface DbMixinThis<E extends string> {

@@ -8,11 +8,12 @@
  * forwards the call with `ctx.meta.user`. Errors leave in API.md's shape.
  */
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { Config } from "../config";
-import { createCounterStore } from "../lib/counters";
+import { createLimiterFactory } from "../lib/rate-limits";
 import { checkReadiness } from "../lib/readiness";
 import { checkAccess } from "../middlewares/access";
 import type { AppMeta, AuthUser } from "../types/auth";
@@ -21,27 +22,35 @@ import { TokenService } from "./users/tokens";
 import type { SessionRevokedEvent } from "./users.service";
 import { collectRoutes, type RouteDef } from "./api/routes";
 import { buildOpenApi } from "./api/openapi";
-import { RateLimiter, type LimitResult } from "./api/rate-limit";
+import { RateLimits, type Budget } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
+import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
 
 export const API_PREFIX = "/api/v1";
 
-type Req = IncomingMessage & { $ctx?: Context<unknown, AppMeta>; $alias?: { action?: string }; $route?: unknown; $routeDef?: RouteDef };
+type Req = IncomingMessage & BodyRequest & {
+	$ctx?: Context<unknown, AppMeta>;
+	$alias?: { action?: string };
+	$route?: unknown;
+	$routeDef?: RouteDef;
+	$params?: Record<string, unknown>;
+};
 type Res = ServerResponse;
 
 interface Methods {
 	authenticate(ctx: Context<unknown, AppMeta>, route: unknown, req: Req): Promise<AuthUser | null>;
 	authorize(ctx: Context<unknown, AppMeta>, route: unknown, req: Req, res: Res): Promise<void>;
 	clientIp(req: Req): string;
-	applyLimit(res: Res, key: string, limit: number, what: string): Promise<void>;
+	applyLimit(res: Res, budget: Budget, key: string, what: string): Promise<void>;
 	isRevoked(sid: string): Promise<boolean>;
 	markRevoked(ev: SessionRevokedEvent): Promise<void>;
 	sendJson(req: Req, res: Res, status: number, body: unknown): void;
+	errorHandler(req: Req, res: Res, err: unknown): void;
 }
 
 interface Vars {
 	tokens: TokenService;
-	limiter: RateLimiter;
+	limits: RateLimits;
 	closeLimiter: () => Promise<unknown>;
 	routeByAction: Map<string, RouteDef>;
 	openapi: unknown;
@@ -63,12 +72,24 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 const REVOKED_KEY = "auth.revoked:";
 
+/** A client's X-Request-Id is echoed in headers and logs: take it only if it is short and plain. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The answer when even the error path fails: fixed bytes, nothing from the request. */
+const LAST_RESORT = JSON.stringify({ name: "MoleculerServerError", message: "Internal error", code: 500, type: ErrorTypes.INTERNAL_ERROR });
+
+function sameToken(given: string, expected: string): boolean {
+	const digest = (s: string) => crypto.createHash("sha256").update(s).digest();
+	return crypto.timingSafeEqual(digest(given), digest(expected));
+}
+
 /**
  * @param routeSources the schemas of the services whose `rest` actions this gateway serves
  *   (all of them, whether or not they run on this node).
  */
 export function createApiService(config: Config, routeSources: Partial<ServiceSchema>[]): ServiceSchema<ServiceSettingSchema & Record<string, any>, Methods, Vars> {
 	const routes = collectRoutes(routeSources);
+	const bodyLimits = { maxBytes: config.http.bodyLimitBytes, ...DEFAULT_JSON_LIMITS };
 	const aliases = Object.fromEntries(routes.map(r => [`${r.method} ${r.path}`, r.action]));
 
 	return {
@@ -78,6 +99,10 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 		settings: {
 			port: config.port,
 			ip: "0.0.0.0",
+			// The request id travels in ctx.meta and is echoed: a client's own is taken only when it is sane.
+			rootCallOptions(options: { requestID?: string }) {
+				if (options.requestID !== undefined && !REQUEST_ID.test(options.requestID)) delete options.requestID;
+			},
 			use: [
 				function securityHeaders(_req: Req, res: Res, next: () => void) {
 					for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
@@ -109,18 +134,23 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					authentication: true,
 					authorization: true,
 					mergeParams: true,
-					bodyParsers: { json: { limit: config.http.bodyLimit, strict: true }, urlencoded: false },
+					bodyParsers: false,
+					use: [jsonBody(bodyLimits)],
 					callOptions: { timeout: config.requestTimeoutMs },
 					async onBeforeCall(this: This, ctx: Context<unknown, AppMeta>, _route: unknown, req: Req, res: Res) {
 						const ip = this.clientIp(req);
 						ctx.meta.viaGateway = true;
 						ctx.meta.requestId = ctx.requestID ?? undefined;
 						ctx.meta.clientIp = ip;
-						await this.applyLimit(res, `ip:${ip}`, config.rateLimit.ipPerWindow, "requests from your address");
+						// moleculer-web merged body, query and path params with Object.assign, where a body's own
+						// `__proto__` key would set the prototype instead of showing up. Copy by spreading, which
+						// keeps every key an own key for the strict params check (json-body refuses them already).
+						req.$params = { ...(req.body ?? {}), ...req.$params };
+						await this.applyLimit(res, "ip", ip, "requests from your address");
 						const def = req.$alias?.action ? this.routeByAction.get(req.$alias.action) : undefined;
 						req.$routeDef = def; // read again by authorize()
 						if (def?.rateLimit === "credentials") {
-							await this.applyLimit(res, `cred:${ip}`, config.rateLimit.authPerWindow, "sign-in attempts from your address");
+							await this.applyLimit(res, "credentials", ip, "sign-in attempts from your address");
 						}
 					},
 				},
@@ -152,12 +182,11 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					autoAliases: false,
 					authentication: false,
 					authorization: false,
-					bodyParsers: { json: { limit: "8kb", strict: true }, urlencoded: false },
+					bodyParsers: false,
+					use: [jsonBody({ ...bodyLimits, maxBytes: 8 * 1024 })],
 					aliases: { "POST /auth": "hardware.mqttAuth", "POST /acl": "hardware.mqttAcl" },
 					onBeforeCall(ctx: Context<unknown, AppMeta & { mqttHook?: boolean }>, _route: unknown, req: Req) {
-						const given = String(req.headers["x-hook-secret"] ?? "");
-						const digest = (s: string) => crypto.createHash("sha256").update(s).digest();
-						ctx.meta.mqttHook = crypto.timingSafeEqual(digest(given), digest(config.mqtt.hookSecret));
+						ctx.meta.mqttHook = sameToken(String(req.headers["x-hook-secret"] ?? ""), config.mqtt.hookSecret);
 					},
 				},
 				{
@@ -175,6 +204,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					},
 				},
 				{
+					// The node's own metrics port (127.0.0.1 by default) is where Prometheus scrapes. The API
+					// port serves them too only with METRICS_TOKEN as a bearer token, or outside production.
 					name: "metrics",
 					path: "/",
 					mappingPolicy: "restrict",
@@ -183,7 +214,12 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					authorization: false,
 					bodyParsers: { json: false, urlencoded: false },
 					aliases: {
-						"GET /metrics"(this: This, _req: Req, res: Res) {
+						"GET /metrics"(this: This, req: Req, res: Res) {
+							if (config.metricsToken ? !sameToken(String(req.headers.authorization ?? ""), `Bearer ${config.metricsToken}`) : config.env === "production") {
+								res.statusCode = 404;
+								res.end();
+								return;
+							}
 							const reporter = ((this.broker as any).metrics?.reporter ?? []).find(
 								(r: any) => typeof r.generatePrometheusResponse === "function",
 							);
@@ -195,15 +231,29 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 				},
 			],
 
+			// Nothing in here may throw: it is the last code between a hostile request and the process.
 			onError(this: This, req: Req, res: Res, err: any) {
-				const requestId = req.$ctx?.requestID ?? undefined;
-				const body = toErrorBody(err, requestId);
-				if (body.code === 503) this.logger.warn(`[${requestId}] ${req.method} ${req.url} → 503 (${(body.data as any)?.reason})`);
-				else if (body.code >= 500) this.logger.error(`[${requestId}] ${req.method} ${req.url} → ${body.code}`, err);
-				const retryAfter = (err?.data as { retryAfter?: number } | undefined)?.retryAfter;
-				if (body.code === 429 && retryAfter) res.setHeader("Retry-After", String(retryAfter));
-				if (body.code === 503) res.setHeader("Retry-After", "1");
-				this.sendJson(req, res, body.code, body);
+				try {
+					const requestId = req.$ctx?.requestID ?? undefined;
+					const body = toErrorBody(err, requestId);
+					const where = `[${requestId}] ${req.method} ${String(req.url).slice(0, 200)} → ${body.code} ${body.type}`;
+					// A domain answer (cabinet offline, door timeout, no endpoint) is routine: one line, no stack.
+					if (body.type === ErrorTypes.INTERNAL_ERROR) this.logger.error(where, err);
+					else if (body.code >= 500) this.logger.warn(`${where}${(body.data as any)?.reason ? ` (${(body.data as any).reason})` : ""}`);
+					if (!res.headersSent) {
+						const retryAfter = (err?.data as { retryAfter?: number } | undefined)?.retryAfter;
+						if (body.code === 429 && retryAfter) res.setHeader("Retry-After", String(retryAfter));
+						if (body.code === 503) res.setHeader("Retry-After", "1");
+					}
+					this.sendJson(req, res, body.code, body);
+				} catch (failure) {
+					this.logger.error("The error handler failed", failure);
+					if (res.headersSent) res.destroy();
+					else {
+						res.writeHead(500, { "Content-Type": "application/json; charset=utf-8" });
+						res.end(LAST_RESORT);
+					}
+				}
 			},
 		},
 
@@ -232,8 +282,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 				return req.socket.remoteAddress ?? "unknown";
 			},
 
-			async applyLimit(this: This, res: Res, key: string, limit: number, what: string) {
-				const r: LimitResult = await this.limiter.take(key, limit, config.rateLimit.windowMs);
+			async applyLimit(this: This, res: Res, budget: Budget, key: string, what: string) {
+				const r = await this.limits.take(budget, key);
 				res.setHeader("RateLimit-Limit", String(r.limit));
 				res.setHeader("RateLimit-Remaining", String(r.remaining));
 				res.setHeader("RateLimit-Reset", String(r.resetSec));
@@ -259,7 +309,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 				const denied = checkAccess(req.$routeDef?.auth, ctx.meta.user);
 				if (denied) throw denied;
 				if (ctx.meta.user) {
-					await this.applyLimit(res, `user:${ctx.meta.user.id}`, config.rateLimit.userPerWindow, "requests for your account");
+					await this.applyLimit(res, "user", ctx.meta.user.id, "requests for your account");
 				}
 			},
 
@@ -282,11 +332,25 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			},
 
 			sendJson(req: Req, res: Res, status: number, body: unknown) {
+				let text: string;
+				try {
+					text = JSON.stringify(body);
+				} catch (err) {
+					this.logger.error(`Answer to ${req.method} ${String(req.url).slice(0, 200)} could not be encoded`, err);
+					[status, text] = [500, LAST_RESORT];
+				}
+				if (res.headersSent) return void res.end();
 				const requestId = req.$ctx?.requestID;
 				if (requestId) res.setHeader("X-Request-Id", requestId);
 				res.statusCode = status;
 				res.setHeader("Content-Type", "application/json; charset=utf-8");
-				res.end(JSON.stringify(body));
+				res.end(text);
+			},
+
+			// moleculer-web's own logs every 5xx at ERROR with its stack before onError runs; onError
+			// logs by kind instead.
+			errorHandler(this: This & { sendError(req: Req, res: Res, err: unknown): void }, req: Req, res: Res, err: unknown) {
+				this.sendError(req, res, err);
 			},
 		},
 
@@ -295,12 +359,25 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			this.routeByAction = new Map(routes.map(r => [r.action, r]));
 			this.openapi = buildOpenApi(routes, { prefix: API_PREFIX, title: "Locker platform API", version: "1" });
 			this.revoked = new Map();
-			const { store, close } = createCounterStore(config, "api-ratelimit");
-			this.closeLimiter = close;
-			this.limiter = new RateLimiter(store);
+			const factory = createLimiterFactory(config, "api-ratelimit");
+			this.closeLimiter = factory.close;
+			this.limits = new RateLimits(factory, config.rateLimit);
 		},
 
 		started(this: This) {
+			// Requests Node's HTTP parser refuses (a URL or headers over its 16 KB, broken framing)
+			// never reach a route: answer them in API.md's shape too, then close.
+			(this as unknown as { server: Server }).server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+				if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+				const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+				const body = JSON.stringify({
+					name: "MoleculerClientError",
+					message: tooLarge ? "Request line or headers are too large" : "Malformed HTTP request",
+					code: tooLarge ? 431 : 400,
+					type: tooLarge ? ErrorTypes.HEADERS_TOO_LARGE : ErrorTypes.INVALID_REQUEST,
+				});
+				socket.end(`HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+			});
 			// With Redis the deny-list lives in the shared cacher. Without it, learn the sessions
 			// revoked before this gateway started (their access tokens may still verify).
 			if (config.redisUrl) return;

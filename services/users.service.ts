@@ -13,7 +13,7 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../config";
 import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
-import { createCounterStore } from "../lib/counters";
+import { createLimiterFactory } from "../lib/rate-limits";
 import { ROLES, type AppMeta, type AuthUser, type Role } from "../types/auth";
 import { ErrorTypes, conflict, invalid, notFound, rateLimited, unauthorized } from "../types/errors";
 import { TokenService } from "./users/tokens";
@@ -194,7 +194,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 					const key = phone ?? login.toLowerCase();
 					const ip = ctx.meta.clientIp;
 
-					const decision = await this.throttle.check(key, ip);
+					const decision = await this.throttle.reserve(key, ip);
 					if (!decision.allowed) {
 						const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
 						throw rateLimited(`Too many failed sign-in attempts; try again in ${retryAfter} s`, retryAfter, ErrorTypes.LOGIN_THROTTLED);
@@ -205,11 +205,8 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 						: await this.repos.users.findOne({ username: login.toLowerCase() });
 					// Verify against a dummy hash on a miss so that timing does not reveal which accounts exist.
 					const ok = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash()), password);
-					if (!user || !ok) {
-						await this.throttle.recordFailure(key, ip);
-						throw unauthorized("Wrong login or password", ErrorTypes.INVALID_CREDENTIALS);
-					}
-					await this.throttle.recordSuccess(key);
+					if (!user || !ok) throw unauthorized("Wrong login or password", ErrorTypes.INVALID_CREDENTIALS);
+					await this.throttle.succeeded(key, ip);
 					return this.startSession(user, ctx);
 				},
 			},
@@ -423,9 +420,9 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 
 		created(this: This) {
 			this.tokens = new TokenService(config.auth);
-			const { store, close } = createCounterStore(config, "users-throttle");
-			this.closeCounters = close;
-			this.throttle = new LoginThrottle(store, config.loginThrottle);
+			const limits = createLimiterFactory(config, "users-throttle");
+			this.closeCounters = limits.close;
+			this.throttle = new LoginThrottle(limits, config.loginThrottle);
 		},
 
 		async started(this: This) {

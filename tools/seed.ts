@@ -17,6 +17,7 @@ import mongoose from "mongoose";
 import { loadConfigOrExit, type Config } from "../config";
 import { createAdapter, mongooseModelOf, nedbFilename, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
 import { CATALOG_ENTITIES } from "../services/merchants/model";
 import type { CatalogRepos } from "../services/merchants/demo-fleet";
 import { credentialLine, DEFAULT_SEED, generateFleetChunks, HOT_CITIES, MAX_DOORS_PER_CABINET } from "../services/merchants/fleet-generator";
@@ -224,9 +225,9 @@ export async function main(argv: string[]): Promise<number> {
 			console.log(`${((Date.now() - t) / 1000).toFixed(1)} s`);
 		}
 
-		fs.mkdirSync(path.dirname(credentialsFile), { recursive: true });
-		fh = await fs.promises.open(credentialsFile, "w", 0o600);
-		await fh.chmod(0o600); // an existing file keeps its mode on open
+		fs.mkdirSync(path.dirname(credentialsFile), { recursive: true, mode: PRIVATE_DIR_MODE });
+		fh = await fs.promises.open(credentialsFile, "w", PRIVATE_FILE_MODE);
+		await fh.chmod(PRIVATE_FILE_MODE); // an existing file keeps its mode on open
 
 		const progress = new Progress(args.points);
 		progress.update(0, true);

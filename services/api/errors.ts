@@ -4,6 +4,9 @@
  * Mesh trouble (no node for the service, timeout, open circuit breaker) is
  * 503 SERVICE_UNAVAILABLE; anything unexpected is a 500 that hides its
  * internals and carries the request id for the logs.
+ *
+ * What an error carries back is bounded: validation errors echo the submitted
+ * value, and a hostile one can be as large and as deep as the body allowed.
  */
 import { ErrorTypes } from "../../types/errors";
 
@@ -20,19 +23,40 @@ const UNAVAILABLE_TYPES = new Set([
 	"BROKER_DISCONNECTED", "REQUEST_SKIPPED", "REQUEST_REJECTED", "QUEUE_FULL", "CIRCUIT_BREAKER_OPEN",
 ]);
 
-const BODY_PARSER_TYPES: Record<string, [number, string, string]> = {
-	"entity.too.large": [413, ErrorTypes.PAYLOAD_TOO_LARGE, "Request body is too large"],
-	"entity.parse.failed": [400, ErrorTypes.INVALID_REQUEST_BODY, "Request body is not valid JSON"],
-	"encoding.unsupported": [415, ErrorTypes.INVALID_REQUEST_BODY, "Unsupported content encoding"],
-	"charset.unsupported": [415, ErrorTypes.INVALID_REQUEST_BODY, "Unsupported charset"],
-};
+/** Bounds of anything an error echoes. */
+export const ECHO_LIMITS = { depth: 3, string: 120, entries: 20, fieldErrors: 20 };
+
+/**
+ * A copy of `value` small enough to send back: strings cut, at most a few
+ * entries per level, nothing below `depth`. Never throws (getters, cycles and
+ * exotic objects become "…").
+ */
+export function boundForEcho(value: unknown, depth = ECHO_LIMITS.depth): unknown {
+	try {
+		if (value === null || typeof value === "number" || typeof value === "boolean") return value;
+		if (typeof value === "string") return value.length > ECHO_LIMITS.string ? `${value.slice(0, ECHO_LIMITS.string)}…` : value;
+		if (typeof value !== "object" || depth <= 0) return value === undefined ? undefined : "…";
+		if (Array.isArray(value)) {
+			const out = value.slice(0, ECHO_LIMITS.entries).map(v => boundForEcho(v, depth - 1));
+			if (value.length > ECHO_LIMITS.entries) out.push(`+${value.length - ECHO_LIMITS.entries} more`);
+			return out;
+		}
+		const out: Record<string, unknown> = {};
+		let n = 0;
+		for (const key of Object.keys(value)) {
+			if (n++ === ECHO_LIMITS.entries) {
+				out["…"] = "more keys";
+				break;
+			}
+			Object.defineProperty(out, boundForEcho(key) as string, { value: boundForEcho((value as Record<string, unknown>)[key], depth - 1), enumerable: true });
+		}
+		return out;
+	} catch {
+		return "…";
+	}
+}
 
 export function toErrorBody(err: any, requestId?: string): ErrorBody {
-	// body-parser errors carry `status` and a dotted `type`.
-	if (err && typeof err.type === "string" && BODY_PARSER_TYPES[err.type]) {
-		const [code, type, message] = BODY_PARSER_TYPES[err.type];
-		return { name: "MoleculerClientError", message, code, type };
-	}
 	const code = Number(err?.code);
 	const type = typeof err?.type === "string" ? err.type : undefined;
 
@@ -47,17 +71,17 @@ export function toErrorBody(err: any, requestId?: string): ErrorBody {
 		};
 	}
 	if (type === "VALIDATION_ERROR" || err?.name === "ValidationError") {
-		return { name: "ValidationError", message: err.message || "Invalid input", code: 422, type: ErrorTypes.VALIDATION_ERROR, data: fieldErrors(err.data) };
+		return { name: "ValidationError", message: boundForEcho(err.message || "Invalid input") as string, code: 422, type: ErrorTypes.VALIDATION_ERROR, data: fieldErrors(err.data) };
 	}
 	if (Number.isInteger(code) && code >= 400 && code < 500) {
-		const body: ErrorBody = { name: err.name || "MoleculerClientError", message: err.message, code, type: type ?? defaultType(code) };
-		if (err.data !== undefined) body.data = err.data;
+		const body: ErrorBody = { name: err.name || "MoleculerClientError", message: boundForEcho(err.message) as string, code, type: type ?? defaultType(code) };
+		if (err.data !== undefined) body.data = boundForEcho(err.data);
 		// moleculer-web's own 401 uses NO_TOKEN/INVALID_TOKEN; the contract's generic type is UNAUTHORIZED.
 		if (code === 401 && type === "NO_TOKEN") body.type = ErrorTypes.UNAUTHORIZED;
 		return body;
 	}
 	if (Number.isInteger(code) && (code === 503 || code === 504) && type) {
-		return { name: err.name, message: err.message, code, type, data: err.data };
+		return { name: err.name, message: boundForEcho(err.message) as string, code, type, data: boundForEcho(err.data) };
 	}
 	return {
 		name: "MoleculerServerError",
@@ -73,8 +97,8 @@ export function toErrorBody(err: any, requestId?: string): ErrorBody {
  * names in `actual`; the contract lists fields, so give each its own entry.
  */
 function fieldErrors(data: unknown): unknown {
-	if (!Array.isArray(data)) return data;
-	return data.flatMap((e: any) => {
+	if (!Array.isArray(data)) return boundForEcho(data);
+	const entries = data.flatMap((e: any) => {
 		const { nodeID: _n, action: _a, ...entry } = e ?? {};
 		if (entry.type !== "objectStrict" || typeof entry.actual !== "string") return [entry];
 		const prefix = entry.field ? `${entry.field}.` : "";
@@ -84,6 +108,7 @@ function fieldErrors(data: unknown): unknown {
 			message: `Unknown field '${prefix + name.trim()}'`,
 		}));
 	});
+	return boundForEcho(entries.slice(0, ECHO_LIMITS.fieldErrors)) as unknown[];
 }
 
 function defaultType(code: number): string {

@@ -86,7 +86,8 @@ export function paramsToJsonSchema(params: Record<string, unknown>): JsonSchema 
 
 const ERROR_RESPONSES: Record<string, string> = {
 	"400": "Malformed request", "401": "Missing, invalid or expired access token", "403": "Not allowed for this account",
-	"404": "Not found", "409": "The current state does not allow it", "422": "Invalid input (VALIDATION_ERROR lists the fields)",
+	"404": "Not found", "409": "The current state does not allow it", "413": "Request body too large",
+	"415": "Body not JSON (Content-Type, charset or Content-Encoding)", "422": "Invalid input (VALIDATION_ERROR lists the fields)",
 	"429": "Rate limited (see Retry-After)", "503": "A service behind the gateway is unavailable",
 };
 

@@ -1,8 +1,10 @@
 /**
- * Fixed-window rate limits over a `CounterStore` (memory, or Redis so that
- * every gateway replica counts against the same budget).
+ * The gateway's request budgets (per IP, per IP on the credential routes, per
+ * user): fixed windows counted atomically (lib/rate-limits.ts), shared by
+ * every gateway replica when Redis is configured.
  */
-import type { CounterStore } from "../../lib/counters";
+import type { RateLimitConfig } from "../../config";
+import { tryConsume, type LimiterFactory } from "../../lib/rate-limits";
 
 export interface LimitResult {
 	allowed: boolean;
@@ -12,17 +14,19 @@ export interface LimitResult {
 	resetSec: number;
 }
 
-export class RateLimiter {
-	constructor(private readonly store: CounterStore, private readonly clock: () => number = Date.now) {}
+export type Budget = "ip" | "credentials" | "user";
 
-	async take(key: string, limit: number, windowMs: number): Promise<LimitResult> {
-		const now = this.clock();
-		const state = await this.store.hit(`rl:${key}`, windowMs, now);
-		return {
-			allowed: state.count <= limit,
-			limit,
-			remaining: Math.max(0, limit - state.count),
-			resetSec: Math.max(1, Math.ceil((state.expiresAt - now) / 1000)),
-		};
+export class RateLimits {
+	private readonly limiters;
+
+	constructor(factory: LimiterFactory, cfg: RateLimitConfig) {
+		const make = (name: string, points: number) => factory.create({ name: `rl-${name}`, points, durationMs: cfg.windowMs });
+		this.limiters = { ip: make("ip", cfg.ipPerWindow), credentials: make("cred", cfg.authPerWindow), user: make("user", cfg.userPerWindow) };
+	}
+
+	async take(budget: Budget, key: string): Promise<LimitResult> {
+		const limiter = this.limiters[budget];
+		const { allowed, res } = await tryConsume(limiter, key);
+		return { allowed, limit: limiter.points, remaining: res.remainingPoints, resetSec: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
 	}
 }

@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Repository } from "../../mixins/repository";
+import { ensurePrivateDir } from "../../lib/private-files";
 import { credentialLine, generateFleet, HOT_CITIES } from "./fleet-generator";
 import type { CabinetDoc, CityDoc, MerchantDoc, PointDoc } from "./model";
 
@@ -62,7 +63,7 @@ export async function seedDemoFleet(
 	await repos.cabinets.insertMany(fleet.cabinets);
 
 	if (opts.credentialsFile) {
-		fs.mkdirSync(path.dirname(opts.credentialsFile), { recursive: true });
+		ensurePrivateDir(path.dirname(opts.credentialsFile));
 		fs.writeFileSync(opts.credentialsFile, fleet.secrets.map(s => `${credentialLine(s)}\n`).join(""), { mode: 0o600 });
 		fs.chmodSync(opts.credentialsFile, 0o600);
 	}

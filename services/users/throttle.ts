@@ -1,69 +1,64 @@
 /**
- * Login throttling: repeated failures for one account, or from one IP, first
- * slow down (each further attempt must wait twice as long as the one before)
- * and then lock for a while. The decision is pure; the counts live in a
- * `CounterStore` (memory, or Redis when users run as several replicas).
+ * Sign-in throttling. An attempt is reserved before the password is checked,
+ * in one atomic step per counter, so parallel attempts cannot all pass a
+ * check made before any of them was counted:
+ * - per account: after `slowAfter` attempts each further one must wait twice
+ *   as long as the one before (a pace slot that only one attempt can take);
+ *   past `lockAfter` the account is locked for `lockMs`;
+ * - per IP, across accounts: past `ipLockAfter` the IP is locked.
+ * A successful sign-in clears the account's count and gives the IP its
+ * attempt back. The counts live in memory or, with several users replicas,
+ * in Redis (lib/rate-limits.ts).
  */
 import type { LoginThrottleConfig } from "../../config";
-import type { CounterState, CounterStore } from "../../lib/counters";
+import { tryConsume, type LimiterFactory } from "../../lib/rate-limits";
 
 export type ThrottleDecision =
 	| { allowed: true }
 	| { allowed: false; retryAfterMs: number; reason: "account_locked" | "account_slowed" | "ip_locked" };
 
-export function decideLogin(
-	account: CounterState | null,
-	ip: CounterState | null,
-	now: number,
-	cfg: LoginThrottleConfig,
-): ThrottleDecision {
-	if (ip && ip.count >= cfg.ipLockAfter) {
-		return { allowed: false, retryAfterMs: ip.expiresAt - now, reason: "ip_locked" };
-	}
-	if (!account) return { allowed: true };
-	if (account.count >= cfg.lockAfter) {
-		return { allowed: false, retryAfterMs: account.expiresAt - now, reason: "account_locked" };
-	}
-	if (account.count >= cfg.slowAfter) {
-		const wait = Math.min(1000 * 2 ** (account.count - cfg.slowAfter), cfg.maxDelayMs);
-		const readyAt = account.lastAt + wait;
-		if (now < readyAt) return { allowed: false, retryAfterMs: readyAt - now, reason: "account_slowed" };
-	}
-	return { allowed: true };
+/** The wait an account's next attempt owes after its `attempt`-th (1-based) in a row; 0 below the threshold. */
+export function paceAfter(attempt: number, cfg: LoginThrottleConfig): number {
+	if (attempt < cfg.slowAfter) return 0;
+	return Math.min(1000 * 2 ** (attempt - cfg.slowAfter), cfg.maxDelayMs);
 }
 
 export class LoginThrottle {
-	constructor(
-		private readonly store: CounterStore,
-		private readonly cfg: LoginThrottleConfig,
-		private readonly clock: () => number = Date.now,
-	) {}
+	private readonly account;
+	private readonly ip;
+	private readonly pace;
 
-	private static accountKey(login: string) {
-		return `login:acct:${login.toLowerCase()}`;
-	}
-	private static ipKey(ip: string) {
-		return `login:ip:${ip}`;
+	constructor(factory: LimiterFactory, private readonly cfg: LoginThrottleConfig) {
+		this.account = factory.create({ name: "login-acct", points: cfg.lockAfter, durationMs: cfg.lockMs, blockMs: cfg.lockMs });
+		this.ip = factory.create({ name: "login-ip", points: cfg.ipLockAfter, durationMs: cfg.lockMs, blockMs: cfg.lockMs });
+		// One attempt per pace slot; the slot's length is set by the attempt that takes it.
+		this.pace = factory.create({ name: "login-pace", points: 1, durationMs: 1000 });
 	}
 
-	async check(login: string, ip: string | undefined): Promise<ThrottleDecision> {
-		const now = this.clock();
-		const [account, byIp] = await Promise.all([
-			this.store.get(LoginThrottle.accountKey(login), now),
-			ip ? this.store.get(LoginThrottle.ipKey(ip), now) : Promise.resolve(null),
-		]);
-		return decideLogin(account, byIp, now, this.cfg);
+	/** Reserves one attempt for `login` from `ip`; the password may be checked only when allowed. */
+	async reserve(login: string, ip: string | undefined): Promise<ThrottleDecision> {
+		const key = login.toLowerCase();
+		if (ip) {
+			const byIp = await tryConsume(this.ip, ip);
+			if (!byIp.allowed) return { allowed: false, retryAfterMs: byIp.res.msBeforeNext, reason: "ip_locked" };
+		}
+		const acct = await tryConsume(this.account, key);
+		if (!acct.allowed) return { allowed: false, retryAfterMs: acct.res.msBeforeNext, reason: "account_locked" };
+		const wait = paceAfter(acct.res.consumedPoints, this.cfg);
+		if (wait > 0) {
+			const slot = await tryConsume(this.pace, key, 1, { customDuration: Math.ceil(wait / 1000) });
+			if (!slot.allowed) {
+				// Not checked, so not counted: give the attempt back.
+				await Promise.all([this.account.reward(key, 1), ip ? this.ip.reward(ip, 1) : undefined]);
+				return { allowed: false, retryAfterMs: slot.res.msBeforeNext, reason: "account_slowed" };
+			}
+		}
+		return { allowed: true };
 	}
 
-	async recordFailure(login: string, ip: string | undefined): Promise<void> {
-		const now = this.clock();
-		await Promise.all([
-			this.store.hit(LoginThrottle.accountKey(login), this.cfg.lockMs, now, true),
-			ip ? this.store.hit(LoginThrottle.ipKey(ip), this.cfg.lockMs, now, true) : undefined,
-		]);
-	}
-
-	async recordSuccess(login: string): Promise<void> {
-		await this.store.clear(LoginThrottle.accountKey(login));
+	/** The reserved attempt succeeded: the account starts afresh and the IP gets its attempt back. */
+	async succeeded(login: string, ip: string | undefined): Promise<void> {
+		const key = login.toLowerCase();
+		await Promise.all([this.account.delete(key), this.pace.delete(key), ip ? this.ip.reward(ip, 1) : undefined]);
 	}
 }

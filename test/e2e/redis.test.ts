@@ -3,7 +3,8 @@
  * this machine: the rate limiter and the cacher share their state through
  * Redis, so a budget spent at one gateway is spent at the other, and a
  * session signed out through one gateway is refused by a gateway that
- * started afterwards.
+ * started afterwards. Sign-in attempts are reserved in Redis before the
+ * password is checked, so a parallel burst cannot outrun the lockout.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -22,7 +23,7 @@ describe("shared state between gateway processes through real Redis", () => {
 	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "lockers-redis-"));
 	const redis = new IORedis(REDIS);
 	const nodes: NodeProcess[] = [];
-	const common = { TRANSPORTER: NATS, REDIS_URL: REDIS, NAMESPACE: namespace, ADMIN_PASSWORD: "redis-admin-pass-1", RATE_LIMIT_USER: "10" };
+	const common = { TRANSPORTER: NATS, REDIS_URL: REDIS, NAMESPACE: namespace, ADMIN_PASSWORD: "redis-admin-pass-1", RATE_LIMIT_USER: "10", RATE_LIMIT_AUTH: "1000" };
 
 	async function startGateway(name: string): Promise<Client> {
 		const port = await freePort();
@@ -65,7 +66,7 @@ describe("shared state between gateway processes through real Redis", () => {
 		}
 		expect(statuses.filter(s => s === 200)).toHaveLength(10);
 		expect(statuses.slice(-2)).toEqual([429, 429]);
-		expect(await keys(`${namespace}:rl:user:*`)).toHaveLength(1);
+		expect(await keys(`${namespace}:rl-user:*`)).toHaveLength(1);
 		// /me answers are cached in Redis too (the users node's cacher).
 		expect((await keys(`*${namespace}*users.me*`)).length).toBeGreaterThan(0);
 	});
@@ -81,5 +82,19 @@ describe("shared state between gateway processes through real Redis", () => {
 
 		const late = await startGateway("gateway-d");
 		expect(await late("GET", "/api/v1/me", undefined, { token: login.body.accessToken })).toMatchObject({ status: 401, body: { type: "SESSION_REVOKED" } });
+	});
+
+	it("24 parallel sign-ins for one account through two gateways: no more passwords checked than the throttle allows", async () => {
+		const a = await startGateway("gateway-e");
+		const b = await startGateway("gateway-f");
+		const phone = "13500005680";
+		expect((await a("POST", "/api/v1/auth/register", { phone, password: "redis-pass-789" })).status).toBe(201);
+		const attempts = Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b)("POST", "/api/v1/auth/login", { login: phone, password: i === 23 ? "redis-pass-789" : `wrong-pass-${i}` }));
+		const statuses = (await Promise.all(attempts)).map(r => r.status);
+		const checked = statuses.filter(s => s === 401 || s === 200).length;
+		// Defaults: the slow-down starts at the 5th attempt in a row, the lock after 10.
+		expect(checked).toBeLessThanOrEqual(5);
+		expect(statuses.filter(s => s === 429)).toHaveLength(24 - checked);
+		expect(await keys(`${namespace}:login-acct:*`)).not.toHaveLength(0);
 	});
 });

@@ -50,4 +50,17 @@ describe("login throttling", () => {
 		await p.api("POST", "/api/v1/auth/register", { phone: other, password: "throttle-pass-2" });
 		expect((await p.api("POST", "/api/v1/auth/login", { login: other, password: "throttle-pass-2" })).status).toBe(200);
 	});
+
+	it("parallel attempts cannot outrun the lock: 24 at once (23 wrong, 1 right) check at most LOGIN_LOCK_AFTER passwords", async () => {
+		const phone = newPhone();
+		await p.api("POST", "/api/v1/auth/register", { phone, password: "throttle-pass-3" });
+		const answers = await Promise.all(
+			Array.from({ length: 24 }, (_, i) => p.api("POST", "/api/v1/auth/login", { login: phone, password: i === 23 ? "throttle-pass-3" : `wrong-pass-${i}` })),
+		);
+		const statuses = answers.map(a => a.status);
+		const checked = statuses.filter(s => s === 401 || s === 200).length;
+		// LOGIN_SLOW_AFTER=3 with no wait configured, LOGIN_LOCK_AFTER=5.
+		expect(checked).toBe(5);
+		expect(answers.filter(a => a.status === 429).every(a => a.body.type === "LOGIN_THROTTLED")).toBe(true);
+	});
 });

@@ -1,6 +1,7 @@
 /**
  * Embedded mode keeps its data: a user registered before a restart of the
- * process (as `npm start` runs it) can still log in afterwards.
+ * process (as `npm start` runs it) can still log in afterwards, and the
+ * data directory is private (0700, files 0600).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -12,6 +13,7 @@ jest.setTimeout(90_000);
 
 describe("embedded restart persistence", () => {
 	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "lockers-restart-"));
+	fs.chmodSync(dataDir, 0o755); // as an older version left it
 	let node: NodeProcess | undefined;
 	afterAll(async () => {
 		await node?.kill9();
@@ -32,6 +34,10 @@ describe("embedded restart persistence", () => {
 		expect(reg.status).toBe(201);
 		expect(await node!.stop()).toBe(0);
 		expect(fs.readdirSync(dataDir)).toEqual(expect.arrayContaining(["users.db", "sessions.db"]));
+		// Password hashes, sessions and cabinet secret nonces: for the platform's user alone.
+		const mode = (f: string) => (fs.statSync(path.join(dataDir, f)).mode & 0o777).toString(8);
+		expect(mode(".")).toBe("700");
+		for (const f of fs.readdirSync(dataDir).filter(f => f.endsWith(".db") || f.endsWith(".jsonl"))) expect([f, mode(f)]).toEqual([f, "600"]);
 
 		api = await start();
 		const login = await api("POST", "/api/v1/auth/login", { login: "13700001111", password: "persist-pass-1" });

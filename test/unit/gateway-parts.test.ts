@@ -1,9 +1,9 @@
 import { Errors } from "moleculer";
 import { loadConfig } from "../../config";
-import { MemoryCounterStore } from "../../lib/counters";
-import { toErrorBody } from "../../services/api/errors";
+import { createLimiterFactory } from "../../lib/rate-limits";
+import { boundForEcho, ECHO_LIMITS, toErrorBody } from "../../services/api/errors";
 import { buildOpenApi, paramsToJsonSchema } from "../../services/api/openapi";
-import { RateLimiter } from "../../services/api/rate-limit";
+import { RateLimits } from "../../services/api/rate-limit";
 import { collectRoutes } from "../../services/api/routes";
 import { createDomainSchemas } from "../../services";
 
@@ -65,20 +65,32 @@ describe("error shape", () => {
 		expect(body).toEqual({ name: "MoleculerServerError", message: "Internal error", code: 500, type: "INTERNAL_ERROR", data: { requestId: "req-2" } });
 	});
 
-	it("maps body-parser failures", () => {
-		expect(toErrorBody({ type: "entity.too.large", status: 413 })).toMatchObject({ code: 413, type: "PAYLOAD_TOO_LARGE" });
-		expect(toErrorBody({ type: "entity.parse.failed", status: 400 })).toMatchObject({ code: 400, type: "INVALID_REQUEST_BODY" });
+	it("bounds what an error echoes: long strings cut, deep and wide values trimmed", () => {
+		let deep: unknown = 1;
+		for (let i = 0; i < 5000; i++) deep = { a: deep };
+		const entries = Array.from({ length: 50 }, (_, i) => ({ type: "string", field: `f${i}`, message: "x".repeat(10_000), actual: deep }));
+		const body = toErrorBody({ name: "ValidationError", type: "VALIDATION_ERROR", code: 422, message: "bad", data: entries });
+		const text = JSON.stringify(body);
+		expect(text.length).toBeLessThan(8000);
+		expect((body.data as unknown[]).length).toBe(ECHO_LIMITS.fieldErrors);
+		expect(boundForEcho("y".repeat(500))).toBe(`${"y".repeat(ECHO_LIMITS.string)}…`);
+		expect(boundForEcho(Array.from({ length: 30 }, (_, i) => i))).toHaveLength(ECHO_LIMITS.entries + 1);
+		const domain = toErrorBody({ name: "MoleculerClientError", type: "NOT_FOUND", code: 404, message: "m", data: { id: "z".repeat(100_000) } });
+		expect(JSON.stringify(domain).length).toBeLessThan(400);
 	});
 });
 
-describe("rate limiter", () => {
-	it("allows `limit` requests per window, then refuses until the window resets", async () => {
-		let now = 0;
-		const limiter = new RateLimiter(new MemoryCounterStore(), () => now);
-		for (let i = 0; i < 3; i++) expect((await limiter.take("ip:a", 3, 60_000)).allowed).toBe(true);
-		expect(await limiter.take("ip:a", 3, 60_000)).toEqual({ allowed: false, limit: 3, remaining: 0, resetSec: 60 });
-		expect((await limiter.take("ip:b", 3, 60_000)).allowed).toBe(true);
-		now = 60_000;
-		expect(await limiter.take("ip:a", 3, 60_000)).toMatchObject({ allowed: true, remaining: 2 });
+describe("rate limits", () => {
+	beforeEach(() => jest.useFakeTimers({ now: 0 }));
+	afterEach(() => jest.useRealTimers());
+
+	it("allows `limit` requests per window and budget, then refuses until the window resets", async () => {
+		const limits = new RateLimits(createLimiterFactory({ namespace: "t" }, "test"), { ipPerWindow: 3, userPerWindow: 1, authPerWindow: 1, windowMs: 60_000 });
+		for (let i = 0; i < 3; i++) expect((await limits.take("ip", "a")).allowed).toBe(true);
+		expect(await limits.take("ip", "a")).toEqual({ allowed: false, limit: 3, remaining: 0, resetSec: 60 });
+		expect((await limits.take("ip", "b")).allowed).toBe(true);
+		expect((await limits.take("user", "a")).allowed).toBe(true);
+		jest.advanceTimersByTime(60_000);
+		expect(await limits.take("ip", "a")).toMatchObject({ allowed: true, remaining: 2 });
 	});
 });

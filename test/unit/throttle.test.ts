@@ -1,62 +1,82 @@
-import { MemoryCounterStore } from "../../lib/counters";
-import { decideLogin, LoginThrottle } from "../../services/users/throttle";
+import { createLimiterFactory } from "../../lib/rate-limits";
+import { LoginThrottle, paceAfter } from "../../services/users/throttle";
 
 const cfg = { slowAfter: 3, lockAfter: 6, ipLockAfter: 10, lockMs: 15 * 60_000, maxDelayMs: 60_000 };
+const noPace = { ...cfg, maxDelayMs: 0 };
 
-describe("login throttling", () => {
-	let now: number;
-	let throttle: LoginThrottle;
-	beforeEach(() => {
-		now = 1_000_000;
-		throttle = new LoginThrottle(new MemoryCounterStore(), cfg, () => now);
-	});
+describe("login throttling (attempts reserved before the password is checked)", () => {
+	beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
+	afterEach(() => jest.useRealTimers());
+	const throttle = (c = cfg) => new LoginThrottle(createLimiterFactory({ namespace: "t" }, "test"), c);
 
 	it("allows attempts below the slow-down threshold", async () => {
-		await throttle.recordFailure("alice", "1.1.1.1");
-		await throttle.recordFailure("alice", "1.1.1.1");
-		expect(await throttle.check("alice", "1.1.1.1")).toEqual({ allowed: true });
+		const t = throttle();
+		expect(await t.reserve("alice", "1.1.1.1")).toEqual({ allowed: true });
+		expect(await t.reserve("alice", "1.1.1.1")).toEqual({ allowed: true });
 	});
 
-	it("slows down: each failure past the threshold doubles the wait", async () => {
-		for (let i = 0; i < 3; i++) await throttle.recordFailure("alice", "1.1.1.1");
-		expect(await throttle.check("alice", "1.1.1.1")).toEqual({ allowed: false, retryAfterMs: 1000, reason: "account_slowed" });
-		now += 1000;
-		expect((await throttle.check("alice", "1.1.1.1")).allowed).toBe(true);
-		await throttle.recordFailure("alice", "1.1.1.1");
-		expect(await throttle.check("alice", "1.1.1.1")).toMatchObject({ allowed: false, retryAfterMs: 2000 });
+	it("slows down: past the threshold each attempt must wait twice as long as the one before", async () => {
+		const t = throttle();
+		for (let i = 0; i < 3; i++) expect((await t.reserve("alice", "1.1.1.1")).allowed).toBe(true);
+		expect(await t.reserve("alice", "1.1.1.1")).toMatchObject({ allowed: false, reason: "account_slowed", retryAfterMs: 1000 });
+		jest.advanceTimersByTime(1000);
+		expect((await t.reserve("alice", "1.1.1.1")).allowed).toBe(true);
+		expect(await t.reserve("alice", "1.1.1.1")).toMatchObject({ allowed: false, reason: "account_slowed", retryAfterMs: 2000 });
 	});
 
-	it("locks the account after lockAfter failures, for lockMs after the last one", async () => {
-		for (let i = 0; i < 6; i++) {
-			now += 100_000;
-			await throttle.recordFailure("alice", `10.0.0.${i}`);
-		}
-		expect(await throttle.check("alice", "9.9.9.9")).toEqual({ allowed: false, retryAfterMs: cfg.lockMs, reason: "account_locked" });
-		now += cfg.lockMs - 1;
-		expect((await throttle.check("alice", "9.9.9.9")).allowed).toBe(false);
-		now += 1;
-		expect(await throttle.check("alice", "9.9.9.9")).toEqual({ allowed: true });
+	it("locks the account after lockAfter attempts, for lockMs, whoever asks", async () => {
+		const t = throttle(noPace);
+		for (let i = 0; i < 6; i++) expect((await t.reserve("alice", `10.0.0.${i}`)).allowed).toBe(true);
+		const locked = await t.reserve("alice", "9.9.9.9");
+		expect(locked).toMatchObject({ allowed: false, reason: "account_locked" });
+		expect((locked as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(cfg.lockMs - 1000);
+		jest.advanceTimersByTime(cfg.lockMs - 2000);
+		expect((await t.reserve("alice", "9.9.9.9")).allowed).toBe(false);
+		jest.advanceTimersByTime(3000);
+		expect(await t.reserve("alice", "9.9.9.9")).toEqual({ allowed: true });
+	});
+
+	it("parallel attempts cannot pass one check together: at most lockAfter are let through", async () => {
+		const t = throttle(noPace);
+		const decisions = await Promise.all(Array.from({ length: 24 }, () => t.reserve("alice", undefined)));
+		expect(decisions.filter(d => d.allowed)).toHaveLength(cfg.lockAfter);
+		expect(decisions.filter(d => !d.allowed).every(d => !d.allowed && d.reason === "account_locked")).toBe(true);
+	});
+
+	it("with the slow-down on, a parallel burst gets only the attempts before the first pace slot", async () => {
+		const t = throttle();
+		const decisions = await Promise.all(Array.from({ length: 24 }, () => t.reserve("alice", undefined)));
+		expect(decisions.filter(d => d.allowed)).toHaveLength(cfg.slowAfter);
 	});
 
 	it("counts per account: another account is not affected", async () => {
-		for (let i = 0; i < 6; i++) await throttle.recordFailure("alice", undefined);
-		expect(await throttle.check("bob", undefined)).toEqual({ allowed: true });
+		const t = throttle(noPace);
+		for (let i = 0; i < 7; i++) await t.reserve("alice", undefined);
+		expect(await t.reserve("bob", undefined)).toEqual({ allowed: true });
 	});
 
-	it("locks an IP that fails across many accounts", async () => {
-		for (let i = 0; i < 10; i++) await throttle.recordFailure(`user${i}`, "6.6.6.6");
-		expect(await throttle.check("fresh-user", "6.6.6.6")).toMatchObject({ allowed: false, reason: "ip_locked" });
-		expect(await throttle.check("fresh-user", "7.7.7.7")).toEqual({ allowed: true });
+	it("locks an IP that tries many accounts", async () => {
+		const t = throttle(noPace);
+		for (let i = 0; i < 10; i++) expect((await t.reserve(`user${i}`, "6.6.6.6")).allowed).toBe(true);
+		expect(await t.reserve("fresh-user", "6.6.6.6")).toMatchObject({ allowed: false, reason: "ip_locked" });
+		expect(await t.reserve("fresh-user", "7.7.7.7")).toEqual({ allowed: true });
 	});
 
-	it("a successful sign-in clears the account's failures", async () => {
-		for (let i = 0; i < 3; i++) await throttle.recordFailure("alice", "1.1.1.1");
-		await throttle.recordSuccess("alice");
-		expect(await throttle.check("alice", "1.1.1.1")).toEqual({ allowed: true });
+	it("a successful sign-in clears the account and gives the IP its attempt back", async () => {
+		const t = throttle(noPace);
+		for (let i = 0; i < 5; i++) await t.reserve("alice", "1.1.1.1");
+		await t.succeeded("alice", "1.1.1.1");
+		// Without the clearing, the lock would come after one more.
+		for (let i = 0; i < 6; i++) expect((await t.reserve("alice", "2.2.2.2")).allowed).toBe(true);
+		// 1.1.1.1 reserved 5 and got 1 back: 6 more fit before its lock at 10.
+		for (let i = 0; i < 6; i++) expect((await t.reserve(`user${i}`, "1.1.1.1")).allowed).toBe(true);
+		expect(await t.reserve("bob", "1.1.1.1")).toMatchObject({ allowed: false, reason: "ip_locked" });
 	});
 
 	it("caps the slow-down wait at maxDelayMs", () => {
-		const d = decideLogin({ count: 5, firstAt: 0, lastAt: 0, expiresAt: 1e9 }, null, 0, { ...cfg, lockAfter: 100, maxDelayMs: 3000 });
-		expect(d).toEqual({ allowed: false, retryAfterMs: 3000, reason: "account_slowed" });
+		expect(paceAfter(2, cfg)).toBe(0);
+		expect(paceAfter(3, cfg)).toBe(1000);
+		expect(paceAfter(5, cfg)).toBe(4000);
+		expect(paceAfter(20, { ...cfg, maxDelayMs: 3000 })).toBe(3000);
 	});
 });
