@@ -84,6 +84,8 @@ interface Slot {
 
 type Waiter = (r: AckResult | "timeout") => void;
 
+export type ReportResult = "applied" | "malformed";
+
 const { MoleculerClientError, MoleculerRetryableError } = Errors;
 export const notOwner = (cabinetId: string, heldBy?: string) =>
 	new MoleculerRetryableError(`This node does not own cabinet ${cabinetId}`, 503, "NOT_OWNER", { cabinetId, heldBy });
@@ -110,7 +112,8 @@ export class CabinetHost {
 	private readonly slots = new Map<number, Slot>();
 	private loaded = false;
 	private loading?: Promise<void>;
-	private readonly waiters = new Map<string, Waiter[]>();
+	/** Ack waits by cmdId, with the door their command named. */
+	private readonly waiters = new Map<string, { door: number; fns: Waiter[] }>();
 	/** Ack waits under way; each ends by its command's deadline at the latest. */
 	private readonly awaitingAcks = new Set<Promise<unknown>>();
 	private timeouts = 0;
@@ -216,7 +219,7 @@ export class CabinetHost {
 		});
 		const pending = sent.record.pending!;
 		const cmd = signCommand(this.cat.secret, { cmdId: sent.cmdId, action: "open", door: no, epoch: this.epoch, ts: this.deps.now(), notAfter: pending.notAfter });
-		const ack = this.waitAck(sent.cmdId, Math.max(0, pending.notAfter - this.deps.now()));
+		const ack = this.waitAck(sent.cmdId, no, Math.max(0, pending.notAfter - this.deps.now()));
 		await this.deps.send(this.id, cmd).catch(() => undefined); // a lost publish is a timeout, and settled the same way
 		const result = await ack;
 		return this.view(await this.run(no, async slot => {
@@ -246,7 +249,8 @@ export class CabinetHost {
 	// -------------------------------------------------------------------------
 	// What the cabinet says
 
-	async report(msg: CabinetMessage): Promise<void> {
+	/** Applies a parsed message; "malformed" when it contradicts what it answers (an ack for another door). */
+	async report(msg: CabinetMessage): Promise<ReportResult> {
 		const now = this.deps.now();
 		this.markHeard();
 		this.lastSeenAt = now;
@@ -264,31 +268,35 @@ export class CabinetHost {
 				} else {
 					this.setOnline(false, "last will or goodbye");
 				}
-				return;
+				return "applied";
 			case "heartbeat":
 				this.setOnline(true, "heartbeat");
-				return;
+				return "applied";
 			case "ack": {
+				const { ack } = msg;
+				// An ack names its command's door (PROTOCOL.md): one naming another door is not this
+				// command's answer. Counted as malformed; the command keeps waiting for its own.
+				const door = this.waiters.get(ack.cmdId)?.door ?? this.pendingDoorOf(ack.cmdId);
+				if (door !== undefined && ack.door !== door) return "malformed";
 				this.setOnline(true, "ack");
-				const result: AckResult = msg.ack.ok ? { ok: true } : { ok: false, error: msg.ack.error! };
-				if (!msg.ack.ok && msg.ack.error === "STALE_EPOCH") this.loseLease(); // the cabinet has seen a newer owner
-				const ws = this.waiters.get(msg.ack.cmdId);
-				if (ws) {
-					this.waiters.delete(msg.ack.cmdId);
-					for (const w of ws) w(result);
-					return;
+				const result: AckResult = ack.ok ? { ok: true } : { ok: false, error: ack.error! };
+				if (!ack.ok && ack.error === "STALE_EPOCH") this.loseLease(); // the cabinet has seen a newer owner
+				const w = this.waiters.get(ack.cmdId);
+				if (w) {
+					this.waiters.delete(ack.cmdId);
+					for (const fn of w.fns) fn(result);
+					return "applied";
 				}
 				// Nobody here waits for it (sent by the previous owner, or after a timeout): the record
 				// may still hold it as pending.
-				const door = msg.ack.door;
-				if (door !== undefined && this.slots.get(door)?.record.pending?.cmdId === msg.ack.cmdId) {
-					await this.run(door, s => this.commit(s, onAck(s.record, msg.ack.cmdId, result, this.deps.now()))).catch(() => undefined);
+				if (door !== undefined) {
+					await this.run(door, s => this.commit(s, onAck(s.record, ack.cmdId, result, this.deps.now()))).catch(() => undefined);
 				}
-				return;
+				return "applied";
 			}
 			case "state": {
 				const s = msg.state;
-				if (!isNewer(this.boot === null ? undefined : { boot: this.boot, seq: this.lastSeq }, s)) return;
+				if (!isNewer(this.boot === null ? undefined : { boot: this.boot, seq: this.lastSeq }, s)) return "applied";
 				this.boot = s.boot;
 				this.lastSeq = s.seq;
 				this.setOnline(true, "state");
@@ -299,14 +307,14 @@ export class CabinetHost {
 					if (slot.record.open === d.open && slot.record.occupied === d.occupied && !slot.record.pending) return undefined;
 					return this.run(d.no, sl => this.commit(sl, onReport(sl.record, { open: d.open, occupied: d.occupied }, this.deps.now()))).catch(() => undefined);
 				}));
-				return;
+				return "applied";
 			}
 			case "event": {
 				const e = msg.event;
-				if (this.boot !== null && e.seq <= this.lastSeq) return; // older than what was applied
+				if (this.boot !== null && e.seq <= this.lastSeq) return "applied"; // older than what was applied
 				this.lastSeq = e.seq;
 				this.setOnline(true, "event");
-				if (!this.cat.doors.some(d => d.no === e.door)) return;
+				if (!this.cat.doors.some(d => d.no === e.door)) return "applied";
 				await this.run(e.door, slot => {
 					const t = this.deps.now();
 					switch (e.type) {
@@ -320,7 +328,7 @@ export class CabinetHost {
 							return this.commit(slot, onAlarm(slot.record, e.type, t));
 					}
 				}).catch(() => undefined);
-				return;
+				return "applied";
 			}
 		}
 	}
@@ -416,19 +424,18 @@ export class CabinetHost {
 	private loseLease(): void {
 		if (this.fenced) return;
 		this.fenced = true;
-		for (const ws of this.waiters.values()) for (const w of ws) w("timeout");
+		for (const { fns } of this.waiters.values()) for (const fn of fns) fn("timeout");
 		this.waiters.clear();
 		this.deps.lost(this);
 	}
 
-	private waitAck(cmdId: string, ms: number): Promise<AckResult | "timeout"> {
+	private waitAck(cmdId: string, door: number, ms: number): Promise<AckResult | "timeout"> {
 		const waiting = new Promise<AckResult | "timeout">(resolve => {
 			const timer = setTimeout(() => {
-				const ws = this.waiters.get(cmdId);
-				if (ws) {
-					const rest = ws.filter(w => w !== done);
-					if (rest.length) this.waiters.set(cmdId, rest);
-					else this.waiters.delete(cmdId);
+				const w = this.waiters.get(cmdId);
+				if (w) {
+					w.fns = w.fns.filter(fn => fn !== done);
+					if (!w.fns.length) this.waiters.delete(cmdId);
 				}
 				resolve("timeout");
 			}, ms);
@@ -436,13 +443,19 @@ export class CabinetHost {
 				clearTimeout(timer);
 				resolve(r);
 			};
-			const ws = this.waiters.get(cmdId);
-			if (ws) ws.push(done);
-			else this.waiters.set(cmdId, [done]);
+			const w = this.waiters.get(cmdId);
+			if (w) w.fns.push(done);
+			else this.waiters.set(cmdId, { door, fns: [done] });
 		});
 		this.awaitingAcks.add(waiting);
 		void waiting.then(() => this.awaitingAcks.delete(waiting));
 		return waiting;
+	}
+
+	/** The door whose record holds `cmdId` as its pending command, if any. */
+	private pendingDoorOf(cmdId: string): number | undefined {
+		for (const slot of this.slots.values()) if (slot.record.pending?.cmdId === cmdId) return slot.record.no;
+		return undefined;
 	}
 
 	private ackError(error: string, doorId: string): Error {

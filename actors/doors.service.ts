@@ -177,8 +177,9 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			},
 
 			/**
-			 * A message from the cabinet (hardware service), parsed here only. Malformed ones and
-			 * those of unknown cabinets are dropped (never thrown) and the answer says why.
+			 * A message from the cabinet (hardware service), parsed here only. Malformed ones (also an
+			 * ack naming another door than its command's) and those of unknown cabinets are dropped
+			 * (never thrown) and the answer says why.
 			 */
 			report: {
 				visibility: "public",
@@ -199,7 +200,10 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 						}
 						throw err;
 					}
-					await host.report(parsed.value);
+					if ((await host.report(parsed.value)) === "malformed") {
+						this.counters.malformed++;
+						return { applied: false, dropped: "malformed" };
+					}
 					return { applied: true };
 				},
 			},

@@ -20,12 +20,15 @@ import { callDoors } from "../actors/door-client";
 import { CABINET_PUBLISHES, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
 import type { ReportAnswer } from "../actors/doors.service";
 import { unauthorized } from "../types/errors";
+import { DenialLog } from "./hardware/denial-log";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 import { kickEmqxClient } from "./hardware/emqx-admin";
 
 /** A report to a node that does not answer must not hold up the cabinet's next messages for long. */
 const REPORT_TIMEOUT_MS = 2000;
+/** Denied MQTT clients: one warning per client (or address) per minute at most, for this many at once. */
+const DENIAL_LOG = { intervalMs: 60_000, maxKeys: 1000 };
 
 interface Settings extends ServiceSettingSchema {}
 
@@ -41,6 +44,7 @@ interface Vars {
 	/** Per cabinet: the tail of its messages in flight (keeps them in order). */
 	chains: Map<string, Promise<unknown>>;
 	counts: Record<string, number>;
+	denials: DenialLog;
 }
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any };
@@ -102,7 +106,10 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 			stats: {
 				visibility: "public",
 				handler(this: This) {
-					return { nodeID: this.broker.nodeID, connected: !!this.client?.connected, embedded: !!this.embedded, messages: { ...this.counts } };
+					return {
+						nodeID: this.broker.nodeID, connected: !!this.client?.connected, embedded: !!this.embedded, messages: { ...this.counts },
+						broker: this.embedded?.stats(),
+					};
 				},
 			},
 		},
@@ -169,6 +176,7 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 		created(this: This) {
 			this.chains = new Map();
 			this.counts = {};
+			this.denials = new DenialLog(DENIAL_LOG);
 			this.broker.metrics?.register({ type: "counter", name: "hardware.messages", labelNames: ["kind", "result"], description: "Cabinet MQTT messages by outcome" });
 		},
 
@@ -176,8 +184,13 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 			if (!config.mqttUrl) {
 				this.embedded = await startEmbeddedBroker({
 					port: config.mqttPort,
+					limits: config.mqtt.limits,
 					authenticate: (clientId, username, password) => authenticateMqtt({ clientId, username, password }, this.accessDeps()),
-					onDenied: what => this.logger.debug(`MQTT denied: ${what}`),
+					// Warn, so an operator sees an attack, but rate-limited per client, so it cannot flood the log.
+					onDenied: (what, key) => {
+						const due = this.denials.note(key);
+						if (due) this.logger.warn(`MQTT denied: ${what}${due.suppressed ? ` (and ${due.suppressed} more for ${key} since the last such line)` : ""}`);
+					},
 				}).catch((err: NodeJS.ErrnoException) => {
 					if (err.code !== "EADDRINUSE") throw err;
 					throw new Error(`MQTT_PORT ${config.mqttPort} is already in use (another MQTT broker?): set MQTT_PORT to a free port, or MQTT_URL to use that broker`);

@@ -96,9 +96,11 @@ export async function main(argv: string[]): Promise<number> {
 	for (const c of cabinets) c.on("error", () => undefined); // shown as "connected" in the status line
 	console.log(`simulating ${cabinets.length} cabinets (${cabinets.reduce((n, c) => n + c.doors.size, 0)} doors) from ${file} on ${mqttUrl}`);
 
-	// Connect in waves, so the broker and the platform's auth hook are not hit all at once.
+	// Connect in waves, so the broker and the platform's auth hook are not hit all at once. All of
+	// them come from one address: a wave larger than the embedded broker's cap on unauthenticated
+	// connections per address would have the excess refused (and retried a second later).
 	let started = 0;
-	const wave = 50;
+	const wave = Math.min(50, config.mqtt.limits.maxPendingPerAddress);
 	for (let i = 0; i < cabinets.length; i += wave) {
 		await Promise.all(cabinets.slice(i, i + wave).map(c => c.start().then(() => started++, () => undefined)));
 		process.stderr.write(`\r  connecting ${started}/${cabinets.length}\x1b[K`);

@@ -6,34 +6,61 @@
  * A denied PUBLISH closes the offending connection (aedes has no way to drop
  * one silently); a denied SUBSCRIBE is answered with failure (0x80) and the
  * client stays connected.
+ *
+ * It shares its process with the API, so what a stranger can make it hold is
+ * bounded (connection-guard.ts): a packet announcing more than maxPacketBytes
+ * closes the connection before its body is buffered; a connection without a
+ * CONNECT within connectTimeoutMs is closed (aedes' connectTimeout, 30 s by
+ * default); one address may hold only so many unauthenticated connections,
+ * and so many in all.
  */
 import net from "node:net";
 import { createBroker, type Client } from "aedes";
+import type { MqttLimits } from "../../config";
+import { ConnectionCaps, PacketSizeGuard, type ConnectionTicket } from "./connection-guard";
+import { logSafe } from "./denial-log";
 import { authorizeMqtt, type MqttIdentity } from "./mqtt-access";
+
+export interface EmbeddedBrokerStats {
+	/** Connections the broker closed itself, by reason. */
+	refused: { pendingCap: number; connectionCap: number; oversizedPacket: number; beforeConnect: number };
+}
 
 export interface EmbeddedBroker {
 	port: number;
 	/** Drops a client's connection (credentials rotated). */
 	kick(clientId: string): boolean;
+	stats(): EmbeddedBrokerStats;
 	close(): Promise<void>;
 }
 
 export async function startEmbeddedBroker(opts: {
 	port: number;
 	host?: string;
+	limits: MqttLimits;
 	authenticate(clientId: string, username: string | undefined, password: string | undefined): Promise<MqttIdentity | null>;
-	onDenied?(what: string): void;
+	/** A refused connection or a denied action; `key` says whose (client id, or the address before authentication). */
+	onDenied?(what: string, key: string): void;
 }): Promise<EmbeddedBroker> {
+	const { limits } = opts;
 	const identities = new WeakMap<Client, MqttIdentity>();
+	const connections = new WeakMap<Client, { address: string; ticket: ConnectionTicket }>();
+	const caps = new ConnectionCaps(limits);
+	const refused: EmbeddedBrokerStats["refused"] = { pendingCap: 0, connectionCap: 0, oversizedPacket: 0, beforeConnect: 0 };
+	const deny = (what: string, key: string) => opts.onDenied?.(what, key);
+	const addressOf = (client: Client) => connections.get(client)?.address ?? "?";
+
 	const aedes = createBroker({
+		connectTimeout: limits.connectTimeoutMs,
 		authenticate(client, username, password, done) {
 			opts.authenticate(client.id, username, password?.toString("utf8")).then(
 				who => {
 					if (!who) {
-						opts.onDenied?.(`connect ${client.id}`);
+						deny(`connect ${logSafe(client.id)} from ${addressOf(client)}: bad credentials`, addressOf(client));
 						return done(Object.assign(new Error("Bad username or password"), { returnCode: 4 }), false);
 					}
 					identities.set(client, who);
+					connections.get(client)?.ticket.authenticated();
 					done(null, true);
 				},
 				() => done(Object.assign(new Error("Server unavailable"), { returnCode: 3 }), false),
@@ -43,19 +70,46 @@ export async function startEmbeddedBroker(opts: {
 			if (!client) return done(null); // the broker's own (last will, $SYS)
 			const who = identities.get(client);
 			if (who && authorizeMqtt(who, "publish", packet.topic)) return done(null);
-			opts.onDenied?.(`publish ${client.id} ${packet.topic}`);
+			deny(`publish ${logSafe(client.id)} ${logSafe(packet.topic)}`, client.id);
 			done(new Error(`Publishing to ${packet.topic} is not allowed`));
 		},
 		authorizeSubscribe(client, sub, done) {
 			const who = identities.get(client);
 			if (who && authorizeMqtt(who, "subscribe", sub.topic)) return done(null, sub);
-			opts.onDenied?.(`subscribe ${client.id} ${sub.topic}`);
+			deny(`subscribe ${logSafe(client.id)} ${logSafe(sub.topic)}`, client.id);
 			done(null, null); // granted 0x80: refused, still connected
 		},
 	});
+	// Errors before a CONNECT was read: the connect timeout, or bytes that are not MQTT.
+	aedes.on("connectionError", (client, err) => {
+		refused.beforeConnect++;
+		deny(`connection from ${addressOf(client)} closed before CONNECT: ${err.message}`, addressOf(client));
+	});
+
 	const server = net.createServer(socket => {
+		const address = socket.remoteAddress ?? "?";
+		const ticket = caps.admit(address);
+		if (typeof ticket === "string") {
+			refused[ticket === "pending" ? "pendingCap" : "connectionCap"]++;
+			const cap = ticket === "pending" ? `${limits.maxPendingPerAddress} unauthenticated` : `${limits.maxConnectionsPerAddress}`;
+			deny(`connection from ${address} refused: already ${cap} connections from this address`, address);
+			socket.destroy();
+			return;
+		}
+		socket.once("close", () => ticket.release());
 		socket.setNoDelay(true);
-		aedes.handle(socket);
+		const client = aedes.handle(socket);
+		connections.set(client, { address, ticket });
+		// aedes reads in paused mode; a 'data' listener is handed each chunk as aedes reads it,
+		// before its parser buffers it, without changing how aedes reads.
+		const guard = new PacketSizeGuard(limits.maxPacketBytes);
+		socket.on("data", (chunk: Buffer) => {
+			if (guard.push(chunk) || socket.destroyed) return;
+			refused.oversizedPacket++;
+			const who = client.id ? ` (${logSafe(client.id)})` : "";
+			deny(`connection from ${address}${who} closed: a packet over ${limits.maxPacketBytes} bytes`, address);
+			socket.destroy();
+		});
 	});
 	await new Promise<void>((resolve, reject) => {
 		server.once("error", reject);
@@ -73,6 +127,7 @@ export async function startEmbeddedBroker(opts: {
 			c.close();
 			return true;
 		},
+		stats: () => ({ refused: { ...refused } }),
 		async close() {
 			await new Promise<void>(resolve => aedes.close(() => resolve()));
 			await new Promise<void>(resolve => server.close(() => resolve()));

@@ -6,7 +6,7 @@
 import type { ServiceBroker } from "moleculer";
 import mqtt from "mqtt";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
-import { formatDoorId, signCommand, topicOf } from "../../actors/protocol";
+import { formatDoorId, parseCommand, signCommand, topicOf, type Command } from "../../actors/protocol";
 import { startTestPlatform, type TestPlatform } from "../support/platform";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
 import { createGeoService } from "../../services/geo.service";
@@ -121,6 +121,44 @@ describe("door actors with simulated cabinets", () => {
 		// The cabinet executes late (its notAfter had not passed when it received it) and reports the door open.
 		await until("the late opening", async () => (await broker.call<any, any>("doors.get", { doorId: door })).open);
 		expect([...sim.unlocksByCmd.values()]).toEqual([1]);
+	});
+
+	it("does not settle an open with an ack naming another door: counts it malformed and waits for the door's own ack", async () => {
+		const reg = await registerCabinet(broker, [{ no: 1, size: "S" }, { no: 2, size: "S" }]);
+		const topic = (kind: "status" | "state" | "ack" | "cmd") => topicOf(reg.cabinetId, kind);
+		// A cabinet driven by hand, so the test decides which ack goes out when.
+		const cab = mqtt.connect(mqttUrl, { clientId: reg.cabinetId, username: reg.cabinetId, password: reg.secret, reconnectPeriod: 0 });
+		try {
+			await new Promise(r => cab.once("connect", r));
+			const openCmd = new Promise<Command>(resolve => cab.on("message", (_t, payload) => {
+				const c = parseCommand(payload);
+				if (c.ok && c.value.action === "open") resolve(c.value);
+			}));
+			await cab.subscribeAsync(topic("cmd"), { qos: 1 });
+			await cab.publishAsync(topic("status"), JSON.stringify({ online: true, boot: "b-hand", doors: 2 }), { qos: 1 });
+			const doors = [1, 2].map(no => ({ no, open: false, occupied: false }));
+			await cab.publishAsync(topic("state"), JSON.stringify({ ts: Date.now(), seq: 1, boot: "b-hand", doors }), { qos: 1 });
+			await until("the cabinet online", async () => (await broker.call<any, any>("doors.cabinet", { cabinetId: reg.cabinetId })).online);
+			await broker.call("doors.reserve", { doorId: doorOf(reg, 1), orderId: "ord-wrong-door" });
+			const malformedAcks = async () => (await broker.call<any, object>("hardware.stats", {})).messages["ack.malformed"] ?? 0;
+			const before = await malformedAcks();
+
+			let settled = false;
+			const opening = broker.call<any, object>("doors.open", { doorId: doorOf(reg, 1), orderId: "ord-wrong-door", purpose: "deposit" });
+			opening.then(() => (settled = true), () => (settled = true));
+			const cmd = await openCmd;
+			// The command's cmdId, but door 2 and a failure: taken as the answer, it would fail the open (DOOR_FAULT).
+			await cab.publishAsync(topic("ack"), JSON.stringify({ cmdId: cmd.cmdId, ok: false, error: "JAMMED", door: 2, ts: Date.now() }), { qos: 1 });
+			// Nor does one naming no door (an ack carries its command's door).
+			await cab.publishAsync(topic("ack"), JSON.stringify({ cmdId: cmd.cmdId, ok: false, error: "HARDWARE_FAULT", ts: Date.now() }), { qos: 1 });
+			await until("both acks counted as malformed", async () => (await malformedAcks()) - before === 2, 1500); // within the command's deadline
+			expect(settled).toBe(false);
+			await cab.publishAsync(topic("ack"), JSON.stringify({ cmdId: cmd.cmdId, ok: true, door: 1, ts: Date.now() }), { qos: 1 });
+			await expect(opening).resolves.toMatchObject({ id: doorOf(reg, 1), state: "reserved", orderId: "ord-wrong-door" });
+			expect(await broker.call<any, any>("doors.get", { doorId: doorOf(reg, 2) })).toMatchObject({ state: "available" });
+		} finally {
+			cab.end(true);
+		}
 	});
 
 	it("refuses a wrong password, another cabinet's cmd topic, and a publish to another cabinet's topics", async () => {
