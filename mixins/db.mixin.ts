@@ -50,7 +50,8 @@ const MONGOOSE_TYPES: Record<FieldType, unknown> = {
 	number: Number,
 	boolean: Boolean,
 	date: Date,
-	array: Array,
+	// `default: undefined`: mongoose would otherwise store `[]` for every array field a document lacks.
+	array: { type: Array, default: undefined },
 	object: mongoose.Schema.Types.Mixed,
 };
 
@@ -59,7 +60,10 @@ export function mongooseModelOf(entity: EntityDefinition): mongoose.Model<any> {
 	const existing = mongoose.models[entity.collection];
 	if (existing) return existing;
 	const shape: Record<string, unknown> = { _id: { type: String, required: true } };
-	for (const [name, type] of Object.entries(entity.fields)) shape[name] = { type: MONGOOSE_TYPES[type] };
+	for (const [name, type] of Object.entries(entity.fields)) {
+		const t = MONGOOSE_TYPES[type];
+		shape[name] = t && typeof t === "object" && "type" in t ? t : { type: t };
+	}
 	const schema = new mongoose.Schema(shape, {
 		collection: entity.collection,
 		versionKey: false,
@@ -75,6 +79,19 @@ export function mongooseModelOf(entity: EntityDefinition): mongoose.Model<any> {
 /** The NeDB file of an entity in embedded mode. */
 export function nedbFilename(entity: EntityDefinition, dataDir: string): string {
 	return path.join(dataDir, `${entity.collection}.db`);
+}
+
+let mongooseConnecting: Promise<unknown> | null = null;
+
+/**
+ * The one process-wide mongoose connection, opened once: the adapters each
+ * call mongoose.connect when they see it closed, so several services starting
+ * together would open (and leak) several clients.
+ */
+export async function ensureMongoose(uri: string): Promise<void> {
+	if (mongoose.connection.readyState === 1) return;
+	mongooseConnecting ??= mongoose.connect(uri, { serverSelectionTimeoutMS: 5000 }).finally(() => (mongooseConnecting = null));
+	await mongooseConnecting;
 }
 
 /** The adapter for one entity, chosen from configuration. */
@@ -109,6 +126,7 @@ export function createDbMixin<E extends string>(entities: Record<E, EntityDefini
 			}
 		},
 		async started(this: any) {
+			if (db.mongoUri) await ensureMongoose(db.mongoUri);
 			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.connect();
 		},
 		async stopped(this: any) {

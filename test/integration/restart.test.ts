@@ -11,7 +11,10 @@ import { freePort, spawnNode, waitForHttp, type NodeProcess } from "../support/p
 
 jest.setTimeout(90_000);
 
-describe("embedded restart persistence", () => {
+// NeDB files are what this checks; with MONGO_URI the store is MongoDB's (db-contract.test.ts covers it).
+const embedded = process.env.MONGO_URI ? describe.skip : describe;
+
+embedded("embedded restart persistence", () => {
 	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "lockers-restart-"));
 	fs.chmodSync(dataDir, 0o755); // as an older version left it
 	let node: NodeProcess | undefined;

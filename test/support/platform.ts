@@ -56,6 +56,8 @@ export async function startTestPlatform(env: Record<string, string> = {}): Promi
 		ADMIN_PASSWORD: ADMIN.password,
 		METRICS_PORT: "0",
 		DEMO_SEED: "false",
+		// The flows run on MongoDB too when the contract suite's MONGO_URI is set.
+		...(process.env.MONGO_URI ? { MONGO_URI: process.env.MONGO_URI } : {}),
 		...env,
 	});
 	const node = await startNode(config, { dataDir: null });
