@@ -9,7 +9,10 @@ import type { Config } from "./config";
 import { AccessMiddleware } from "./middlewares/access.middleware";
 import { StrictValidator } from "./lib/strict-validator";
 import { createRemoteTimeoutMiddleware } from "./middlewares/remote-timeout.middleware";
+import { BreakerScopeMiddleware } from "./middlewares/breaker-scope.middleware";
 import { createPrometheusReporter } from "./lib/prometheus-reporter";
+import { isMeshFailure } from "./lib/mesh-errors";
+import { ResilientRedisCacher } from "./lib/resilient-cacher";
 
 export function createBrokerOptions(config: Config, overrides: Partial<BrokerOptions> = {}): BrokerOptions {
 	const role = config.services.length === 1 ? config.services[0] : config.transporter ? config.services.join("+") : "all";
@@ -32,8 +35,7 @@ export function createBrokerOptions(config: Config, overrides: Partial<BrokerOpt
 		serializer: "JSON",
 
 		cacher: config.redisUrl
-			// ioredis takes the URL as it is; the typings only know the object form.
-			? { type: "Redis", options: { prefix: `${config.namespace}-cache`, ttl: 300, redis: config.redisUrl as unknown as Record<string, unknown> } }
+			? new ResilientRedisCacher({ url: config.redisUrl, prefix: `${config.namespace}-cache`, ttl: 300, name: "cacher" })
 			: { type: "MemoryLRU", options: { max: 100_000, ttl: 300 } },
 
 		requestTimeout: config.requestTimeoutMs,
@@ -45,12 +47,15 @@ export function createBrokerOptions(config: Config, overrides: Partial<BrokerOpt
 			minRequestCount: 5,
 			windowTime: 20,
 			halfOpenTime: 5_000,
-			check: (err: any) => err && err.code >= 500 && err.type !== "VALIDATION_ERROR",
+			// Failures of the mesh and of services only, never a domain answer about one cabinet or door.
+			check: isMeshFailure,
 		},
 		bulkhead: { enabled: false },
 		registry: { strategy: "RoundRobin", preferLocal: true },
-		heartbeatInterval: 5,
-		heartbeatTimeout: 15,
+		// A node that died without a goodbye is taken out of the registry within ~8 s; the doors
+		// lease (DOOR_LEASE_TTL_MS) bounds when its cabinets move, door-client routes around it sooner.
+		heartbeatInterval: 2,
+		heartbeatTimeout: 8,
 		contextParamsCloning: false,
 		tracking: { enabled: true, shutdownTimeout: 10_000 },
 
@@ -64,7 +69,7 @@ export function createBrokerOptions(config: Config, overrides: Partial<BrokerOpt
 			? { enabled: true, exporter: config.tracingExporter as "Console", sampling: { rate: 1 } }
 			: { enabled: false },
 
-		middlewares: [AccessMiddleware, createRemoteTimeoutMiddleware()],
+		middlewares: [AccessMiddleware, createRemoteTimeoutMiddleware(), BreakerScopeMiddleware],
 		...overrides,
 	};
 }

@@ -57,7 +57,9 @@ export interface HostDeps {
 	send(cabinetId: string, cmd: Command): Promise<void>;
 	emit(event: string, payload: Record<string, unknown>): void;
 	/** The lease was lost: the service drops this host. */
-	lost(host: CabinetHost): void;
+	lost(host: CabinetHost, why: string): void;
+	/** Something an operator should know (rate-limited by the service). */
+	warn(message: string): void;
 }
 
 /** A door's public view (GET /cabinets/:id, doors.get). */
@@ -87,9 +89,18 @@ type Waiter = (r: AckResult | "timeout") => void;
 export type ReportResult = "applied" | "malformed";
 
 const { MoleculerClientError, MoleculerRetryableError } = Errors;
-export const notOwner = (cabinetId: string, heldBy?: string) =>
-	new MoleculerRetryableError(`This node does not own cabinet ${cabinetId}`, 503, "NOT_OWNER", { cabinetId, heldBy });
+export const notOwner = (cabinetId: string, heldBy?: string, expiresInMs?: number) =>
+	new MoleculerRetryableError(`This node does not own cabinet ${cabinetId}`, 503, "NOT_OWNER", { cabinetId, heldBy, expiresInMs });
 export const cabinetOffline = (cabinetId: string) => new MoleculerRetryableError(`Cabinet ${cabinetId} is offline`, 503, "CABINET_OFFLINE", { cabinetId });
+/** The store did not answer (Redis down or paused): a 503 to retry, never a 500. */
+const storeUnavailable = (cabinetId: string, err: unknown) =>
+	new MoleculerRetryableError(`Door state store unavailable: ${(err as Error)?.message ?? err}`, 503, "STORE_UNAVAILABLE", { cabinetId });
+/** A store call whose failure is a 503 of its own. */
+function fromStore<T>(cabinetId: string, p: Promise<T>): Promise<T> {
+	return p.catch(err => {
+		throw storeUnavailable(cabinetId, err);
+	});
+}
 const refusal = (o: Extract<Outcome, { ok: false }>, doorId: string) => new MoleculerClientError(o.message, o.status, o.type, { doorId });
 
 /** Anomaly kinds and outbox events → event names on the mesh. */
@@ -101,9 +112,14 @@ const EVENT_NAMES: Record<DoorEffect["event"], string> = {
 	anomaly: "doors.anomaly",
 };
 
+/** A STALE_EPOCH answer moves the lease to a new epoch at most this often (never a loop). */
+const EPOCH_BUMP_INTERVAL_MS = 10_000;
+/** A cabinet is asked for a full state at most this often. */
+const QUERY_INTERVAL_MS = 2_000;
+
 export class CabinetHost {
 	readonly id: string;
-	readonly epoch: number;
+	private currentEpoch: number;
 	online = false;
 	boot: string | null = null;
 	lastSeq = -1;
@@ -117,6 +133,11 @@ export class CabinetHost {
 	/** Ack waits under way; each ends by its command's deadline at the latest. */
 	private readonly awaitingAcks = new Set<Promise<unknown>>();
 	private timeouts = 0;
+	private lastBumpAt = 0;
+	private retaking?: Promise<boolean>;
+	/** Set while handing over: the node that should own the cabinet next (callers are sent there). */
+	private successor?: string;
+	private lastQueryAt = 0;
 	private breakerOpenUntil = 0;
 	private fenced = false;
 	/** Handing over: no new operations; the next owner takes them. */
@@ -130,7 +151,7 @@ export class CabinetHost {
 
 	private constructor(id: string, epoch: number, private cat: CatalogCabinet, private readonly deps: HostDeps) {
 		this.id = id;
-		this.epoch = epoch;
+		this.currentEpoch = epoch;
 		this.lastActivity = deps.now();
 		this.lastRenew = deps.now();
 		this.heard = new Promise(resolve => (this.markHeard = resolve));
@@ -138,20 +159,25 @@ export class CabinetHost {
 
 	/** Takes the cabinet's lease (or fails with NOT_OWNER) and loads what is needed to act for it. */
 	static async open(cabinetId: string, deps: HostDeps): Promise<CabinetHost> {
-		const lease = await deps.store.acquire(cabinetId, deps.owner, deps.settings.leaseTtlMs);
-		if ("heldBy" in lease) throw notOwner(cabinetId, lease.heldBy);
+		const lease = await fromStore(cabinetId, deps.store.acquire(cabinetId, deps.owner, deps.settings.leaseTtlMs));
+		if ("heldBy" in lease) throw notOwner(cabinetId, lease.heldBy, lease.expiresInMs);
 		try {
 			const cat = await deps.catalog(cabinetId);
 			const host = new CabinetHost(cabinetId, lease.epoch, cat, deps);
 			await host.ensureLoaded();
 			// A new owner knows nothing of the link yet: ask for a full state (it also carries the
 			// new epoch to the cabinet, which from then on refuses the previous owner's commands).
-			void host.query();
+			void host.query(true);
 			return host;
 		} catch (err) {
 			await deps.store.release(cabinetId, deps.owner, lease.epoch).catch(() => undefined);
 			throw err;
 		}
+	}
+
+	/** The lease epoch commands carry now. */
+	get epoch(): number {
+		return this.currentEpoch;
 	}
 
 	/** Door records in memory (0 when passivated). */
@@ -227,7 +253,7 @@ export class CabinetHost {
 			if (result === "timeout") {
 				await this.commit(slot, onAckTimeout(slot.record, sent.cmdId, now));
 				this.noteTimeout();
-				void this.query();
+				void this.query(true);
 				throw new MoleculerRetryableError(`Cabinet ${this.id} did not ack in time; the outcome is being checked`, 504, "DOOR_TIMEOUT", { doorId: slot.record.doorId, cmdId: sent.cmdId });
 			}
 			this.timeouts = 0;
@@ -280,7 +306,7 @@ export class CabinetHost {
 				if (door !== undefined && ack.door !== door) return "malformed";
 				this.setOnline(true, "ack");
 				const result: AckResult = ack.ok ? { ok: true } : { ok: false, error: ack.error! };
-				if (!ack.ok && ack.error === "STALE_EPOCH") this.loseLease(); // the cabinet has seen a newer owner
+				if (!ack.ok && ack.error === "STALE_EPOCH") void this.onStaleEpoch();
 				const w = this.waiters.get(ack.cmdId);
 				if (w) {
 					this.waiters.delete(ack.cmdId);
@@ -333,9 +359,15 @@ export class CabinetHost {
 		}
 	}
 
-	/** Asks the cabinet for a full state (settles unknown commands). */
-	async query(): Promise<void> {
+	/**
+	 * Asks the cabinet for a full state: after a takeover, a timeout, a dropped
+	 * report or a new epoch — whenever reports may have been missed. At most
+	 * one per QUERY_INTERVAL_MS unless `force`d.
+	 */
+	async query(force = false): Promise<void> {
 		const now = this.deps.now();
+		if (!force && now - this.lastQueryAt < QUERY_INTERVAL_MS) return;
+		this.lastQueryAt = now;
 		const cmd = signCommand(this.cat.secret, { cmdId: newCmdId(now), action: "query", epoch: this.epoch, ts: now, notAfter: now + this.deps.settings.commandTimeoutMs });
 		await this.deps.send(this.id, cmd).catch(() => undefined);
 	}
@@ -350,8 +382,8 @@ export class CabinetHost {
 		const { settings } = this.deps;
 		if (now - this.lastRenew >= settings.leaseTtlMs / 3) {
 			this.lastRenew = now;
-			if (!(await this.deps.store.renew(this.id, this.deps.owner, this.epoch, settings.leaseTtlMs))) {
-				this.loseLease();
+			if (!(await this.deps.store.renew(this.id, this.deps.owner, this.epoch, settings.leaseTtlMs)) && !(await this.retake())) {
+				this.loseLease("the lease expired or was taken over");
 				return false;
 			}
 		}
@@ -382,8 +414,9 @@ export class CabinetHost {
 	 * commands in flight get their ack or time out (bounded), the mailboxes
 	 * drain, then the next owner takes over from the store.
 	 */
-	async handOver(): Promise<void> {
+	async handOver(successorNode?: string): Promise<void> {
 		this.leaving = true;
+		this.successor = successorNode ? `${successorNode}#handover` : undefined;
 		await Promise.all(this.awaitingAcks);
 		await Promise.all([...this.slots.values()].map(s => s.tail.catch(() => undefined)));
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
@@ -421,12 +454,70 @@ export class CabinetHost {
 		this.deps.emit(online ? "doors.cabinet.online" : "doors.cabinet.offline", { cabinetId: this.id, pointId: this.cat.pointId, reason: why, at: this.deps.now() });
 	}
 
-	private loseLease(): void {
+	private loseLease(why: string): void {
 		if (this.fenced) return;
 		this.fenced = true;
 		for (const { fns } of this.waiters.values()) for (const fn of fns) fn("timeout");
 		this.waiters.clear();
-		this.deps.lost(this);
+		this.deps.lost(this, why);
+	}
+
+	/**
+	 * The lease could not be renewed. If nobody else holds it now, it ran out
+	 * (the store paused) or the store forgot it (restarted empty): take it again
+	 * under a new epoch and keep what this host remembers — unless the store has
+	 * a newer version of any door (another owner wrote meanwhile), which wins.
+	 * Doors the store lost are written back from memory and their cabinet is
+	 * asked for a full state. False when the cabinet must be let go.
+	 */
+	private retake(): Promise<boolean> {
+		this.retaking ??= this.tryRetake().finally(() => (this.retaking = undefined));
+		return this.retaking;
+	}
+
+	private async tryRetake(): Promise<boolean> {
+		if (this.fenced || this.leaving) return false;
+		try {
+			const lease = await this.deps.store.acquire(this.id, this.deps.owner, this.deps.settings.leaseTtlMs);
+			if (!("epoch" in lease)) return false;
+			const stored = new Map((await this.deps.store.load(this.id)).map(r => [r.no, r]));
+			const slots = [...this.slots.values()];
+			if (slots.some(sl => (stored.get(sl.record.no)?.version ?? -1) > sl.record.version)) {
+				await this.deps.store.release(this.id, this.deps.owner, lease.epoch);
+				return false;
+			}
+			this.currentEpoch = lease.epoch;
+			const lost = slots.filter(sl => (stored.get(sl.record.no)?.version ?? -1) < sl.record.version);
+			if (lost.length && !(await this.deps.store.save(this.id, this.deps.owner, lease.epoch, lost.map(sl => this.saveItem(sl, sl.record))))) return false;
+			if (lost.length) this.deps.warn(`Cabinet ${this.id}: the door store had lost ${lost.length} door record(s); written back from memory at epoch ${lease.epoch}`);
+			void this.query(true);
+			return true;
+		} catch {
+			return false;
+		}
+	}
+
+	/**
+	 * The cabinet has seen a higher epoch than ours. If the store still says the
+	 * lease is ours, the store forgot (or a clock went back): take a new epoch,
+	 * which is above every one handed out, and ask again — once per interval, so
+	 * a cabinet that keeps refusing cannot drive a loop. If the lease is not ours,
+	 * another node owns the cabinet and this host stops.
+	 */
+	private async onStaleEpoch(): Promise<void> {
+		const now = this.deps.now();
+		if (this.fenced || now - this.lastBumpAt < EPOCH_BUMP_INTERVAL_MS) return;
+		this.lastBumpAt = now;
+		let next: number | null;
+		try {
+			next = await this.deps.store.bump(this.id, this.deps.owner, this.currentEpoch);
+		} catch {
+			return; // the store is unreachable: the next refusal tries again
+		}
+		if (next === null) return this.loseLease("the cabinet has seen a newer owner");
+		this.deps.warn(`Cabinet ${this.id} had seen a higher epoch than ${this.currentEpoch} (the store forgot it?); moved to ${next}`);
+		this.currentEpoch = next;
+		void this.query(true);
 	}
 
 	private waitAck(cmdId: string, door: number, ms: number): Promise<AckResult | "timeout"> {
@@ -464,9 +555,7 @@ export class CabinetHost {
 			case "HARDWARE_FAULT":
 			case "NO_SUCH_DOOR":
 				return new MoleculerClientError(`Door ${doorId} did not open (${error}); it is marked faulty`, 409, "DOOR_FAULT", { doorId, error });
-			case "STALE_EPOCH":
-				return notOwner(this.id);
-			default: // BUSY, EXPIRED: it did not run
+			default: // BUSY, EXPIRED, STALE_EPOCH: it did not run
 				return new MoleculerRetryableError(`Cabinet ${this.id} did not run the command (${error})`, 503, "CABINET_BUSY", { doorId, error });
 		}
 	}
@@ -475,7 +564,7 @@ export class CabinetHost {
 		if (this.loaded) return;
 		if (!this.loading) {
 			this.loading = (async () => {
-				const stored = new Map((await this.deps.store.load(this.id)).map(r => [r.no, r]));
+				const stored = new Map((await fromStore(this.id, this.deps.store.load(this.id))).map(r => [r.no, r]));
 				const now = this.deps.now();
 				const redeliver: Slot[] = [];
 				for (const d of this.cat.doors) {
@@ -495,7 +584,7 @@ export class CabinetHost {
 	/** Runs `fn` in the door's mailbox (one message at a time per door). */
 	private async run<T>(no: number, fn: (slot: Slot) => Promise<T> | T, finishing = false): Promise<T> {
 		// While handing over, only the ends of operations already under way still run here.
-		if (this.fenced || (this.leaving && !finishing)) throw notOwner(this.id);
+		if (this.fenced || (this.leaving && !finishing)) throw notOwner(this.id, this.successor);
 		await this.ensureLoaded();
 		const slot = this.slots.get(no);
 		if (!slot) throw new MoleculerClientError(`Door ${formatDoorId(this.id, no)} not found`, 404, "NOT_FOUND", { doorId: formatDoorId(this.id, no) });
@@ -519,9 +608,15 @@ export class CabinetHost {
 		const now = this.deps.now();
 		const outbox: OutboxItem[] = [...(slot.record.outbox ?? []), ...out.effects.map(e => ({ ...e, version: out.record.version, at: now }))];
 		const record: DoorRecord = { ...out.record, outbox };
-		const saved = await this.deps.store.save(this.id, this.deps.owner, this.epoch, [this.saveItem(slot, record)]);
+		const epoch = this.currentEpoch;
+		let saved = await fromStore(this.id, this.deps.store.save(this.id, this.deps.owner, epoch, [this.saveItem(slot, record)]));
+		// The epoch moved on while this write was under way (onStaleEpoch), or the lease ran out or was
+		// forgotten and nobody else took it (retake): it is still ours.
+		if (!saved && (this.currentEpoch !== epoch || (await this.retake()))) {
+			saved = await fromStore(this.id, this.deps.store.save(this.id, this.deps.owner, this.currentEpoch, [this.saveItem(slot, record)]));
+		}
 		if (!saved) {
-			this.loseLease();
+			this.loseLease("a write was fenced off");
 			throw notOwner(this.id);
 		}
 		slot.record = record;
@@ -552,8 +647,8 @@ export class CabinetHost {
 		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && s.queued === 0);
 		if (!records.length) return;
 		for (const s of records) this.dirty.delete(s.record.no);
-		const ok = await this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => this.saveItem(s, s.record)));
-		if (!ok) this.loseLease();
+		const write = () => this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => this.saveItem(s, s.record)));
+		if (!(await write()) && !((await this.retake()) && (await write()))) this.loseLease("a write was fenced off");
 	}
 
 	private saveItem(slot: Slot, record: DoorRecord): SaveItem {

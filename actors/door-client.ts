@@ -7,6 +7,7 @@
  */
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
+import { isUnanswered } from "../lib/mesh-errors";
 import { ownerOf } from "./placement";
 
 export const DOORS_SERVICE = "doors";
@@ -20,9 +21,10 @@ export function doorsNodes(broker: ServiceBroker): string[] {
 /**
  * Nodes that just failed to answer (killed, partitioned): left out of placement
  * for a while, so callers move on to the next owner before the mesh's
- * heartbeat timeout declares the node gone. Per calling process.
+ * heartbeat timeout declares the node gone. Any answer from the node (a result
+ * or a domain error) clears it at once. Per calling process.
  */
-const SUSPECT_MS = 15_000;
+const SUSPECT_MS = 10_000;
 const suspects = new Map<string, number>();
 
 function isSuspect(nodeID: string): boolean {
@@ -32,8 +34,6 @@ function isSuspect(nodeID: string): boolean {
 	suspects.delete(nodeID);
 	return false;
 }
-
-const unanswered = (err: any) => ["REQUEST_TIMEOUT", "SERVICE_NOT_AVAILABLE", "SERVICE_NOT_FOUND"].includes(err?.type) || (err?.code === 504 && !err?.type?.startsWith("DOOR"));
 
 /** A lease owner token: `{nodeID}#{random id of this process}` (a restarted node is a new owner). */
 export const ownerToken = (nodeID: string) => `${nodeID}#${crypto.randomBytes(6).toString("hex")}`;
@@ -55,22 +55,25 @@ export async function callDoors<T>(
 	let target = place();
 	for (let attempt = 0; ; attempt++) {
 		try {
-			return (await (caller.call as any)(`${DOORS_SERVICE}.${action}`, params, { ...opts, ...(target ? { nodeID: target } : {}) })) as T;
+			const answer = (await (caller.call as any)(`${DOORS_SERVICE}.${action}`, params, { ...opts, ...(target ? { nodeID: target } : {}) })) as T;
+			if (target) suspects.delete(target);
+			return answer;
 		} catch (err: any) {
-			if (attempt >= 2) throw err;
-			if (target && unanswered(err)) {
+			if (target && isUnanswered(err)) {
 				// Nothing is known to have happened there; the next owner resumes from the store
 				// (an open in flight was written with its cmdId first, so a repeat re-sends that one).
 				suspects.set(target, Date.now() + SUSPECT_MS);
 				const next = place();
-				if (!next || next === target) throw err;
+				if (attempt >= 2 || !next || next === target) throw err;
 				target = next;
 				continue;
 			}
+			if (target) suspects.delete(target); // it answered
+			if (attempt >= 2) throw err;
 			const heldBy = err?.type === "NOT_OWNER" ? (err.data?.heldBy as string | undefined) : undefined;
 			const holder = heldBy ? nodeOfOwner(heldBy) : undefined;
-			// The holder is gone or going: its lease runs out shortly; the caller may try again then.
-			if (!holder || holder === target || isSuspect(holder) || !doorsNodes(broker).includes(holder)) throw err;
+			// A holder the mesh no longer knows is gone: its lease runs out shortly; the caller may try again then.
+			if (!holder || holder === target || !doorsNodes(broker).includes(holder)) throw err;
 			target = holder;
 		}
 	}

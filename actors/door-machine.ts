@@ -233,7 +233,10 @@ export function onReport(r: DoorRecord, report: { open: boolean; occupied?: bool
 		patch.state = "available";
 		patch.orderId = null;
 	}
-	if (occupied && !r.occupied && !report.open && r.state === "available") {
+	// A bag nobody holds the door for (left behind, or the order's record was lost with the store):
+	// the door is not free, and operators must look. Taking the bag out frees it again (above).
+	if (occupied && !report.open && r.state === "available") {
+		patch.state = "occupied";
 		effects.push({ event: "anomaly", anomaly: "unexpected_occupied" });
 	}
 	patch.open = report.open;

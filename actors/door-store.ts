@@ -15,13 +15,19 @@
  *   embedded database (NeDB under DATA_DIR) before anything is acknowledged,
  *   and the epoch still grows per start, so commands from an earlier run are
  *   stale to the cabinet.
+ *
+ * Epochs must grow over a cabinet's whole life (PROTOCOL.md), also when the
+ * store forgets (Redis restarted empty): a new epoch is the larger of the last
+ * one + 1 and the store's clock in milliseconds, so it is above every epoch
+ * handed out before. A cabinet that still answers STALE_EPOCH (a clock set
+ * back) is moved past once with `bump`.
  */
 import type { Redis } from "ioredis";
 import type { EntityDefinition } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
 import type { DoorRecord } from "./door-machine";
 
-export type LeaseAnswer = { epoch: number } | { heldBy: string };
+export type LeaseAnswer = { epoch: number } | { heldBy: string; expiresInMs: number };
 
 /**
  * A door that cannot be given to a new order right now, as read models need
@@ -51,6 +57,8 @@ export interface DoorStore {
 	/** Extends a held lease; false = lost (expired or taken over). */
 	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
 	release(cabinetId: string, owner: string, epoch: number): Promise<void>;
+	/** A new, higher epoch for a lease still held at `epoch` (the cabinet has seen a higher one); null = not held. */
+	bump(cabinetId: string, owner: string, epoch: number): Promise<number | null>;
 	load(cabinetId: string): Promise<DoorRecord[]>;
 	/** Writes records, their next due times and taken marks iff the lease is still (owner, epoch); false = fenced off. */
 	save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean>;
@@ -64,7 +72,18 @@ export interface DoorStore {
 // ---------------------------------------------------------------------------
 // Redis
 
-const ACQUIRE = `
+/** The next epoch of KEYS[2]: max(last + 1, the server's clock in ms), stored. */
+const NEXT_EPOCH = `
+local function nextEpoch(key)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('GET', key) or '0')
+  local epoch = math.max(last + 1, ms)
+  redis.call('SET', key, string.format('%d', epoch))
+  return epoch
+end`;
+
+const ACQUIRE = `${NEXT_EPOCH}
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local sep = string.find(cur, '|', 1, true)
@@ -73,11 +92,18 @@ if cur then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return {1, string.sub(cur, sep + 1)}
   end
-  return {0, owner}
+  return {0, owner, redis.call('PTTL', KEYS[1])}
 end
-local epoch = redis.call('INCR', KEYS[2])
+local epoch = string.format('%d', nextEpoch(KEYS[2]))
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch, 'PX', ARGV[2])
-return {1, tostring(epoch)}`;
+return {1, epoch}`;
+
+/** KEYS: lease, epoch. ARGV: owner|epoch, owner. */
+const BUMP = `${NEXT_EPOCH}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local epoch = string.format('%d', nextEpoch(KEYS[2]))
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. epoch, 'KEEPTTL')
+return epoch`;
 
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -105,14 +131,30 @@ if nextDue == nil then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZAD
 return 1`;
 
 type Scripted = Redis & {
-	doorLeaseAcquire(lease: string, epoch: string, owner: string, ttl: number): Promise<[number, string]>;
+	doorLeaseAcquire(lease: string, epoch: string, owner: string, ttl: number): Promise<[number, string, number?]>;
+	doorLeaseBump(lease: string, epoch: string, token: string, owner: string): Promise<number | string>;
 	doorLeaseRenew(lease: string, token: string, ttl: number): Promise<number>;
 	doorLeaseRelease(lease: string, token: string): Promise<number>;
 	doorSave(lease: string, doors: string, timers: string, taken: string, ...args: (string | number)[]): Promise<number>;
 };
 
+/** After a failed Redis command the store fails at once for this long (no queue of calls each waiting out the timeout). */
+const BACK_OFF_MS = 1000;
+
 export class RedisDoorStore implements DoorStore {
 	private readonly redis: Scripted;
+	private downUntil = 0;
+
+	/** Runs a command unless Redis just failed; a failure starts a short back-off. */
+	private async guard<T>(run: () => Promise<T>): Promise<T> {
+		if (Date.now() < this.downUntil) throw new Error("Redis failed just now; backing off");
+		try {
+			return await run();
+		} catch (err) {
+			this.downUntil = Date.now() + BACK_OFF_MS;
+			throw err;
+		}
+	}
 
 	constructor(redis: Redis, private readonly prefix = "lk:") {
 		// Scripts by SHA (EVALSHA): the body is sent once, not with every write.
@@ -120,6 +162,7 @@ export class RedisDoorStore implements DoorStore {
 			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 2, lua: ACQUIRE });
 			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 1, lua: RENEW });
 			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 1, lua: RELEASE });
+			redis.defineCommand("doorLeaseBump", { numberOfKeys: 2, lua: BUMP });
 			redis.defineCommand("doorSave", { numberOfKeys: 4, lua: SAVE });
 		}
 		this.redis = redis as unknown as Scripted;
@@ -132,20 +175,25 @@ export class RedisDoorStore implements DoorStore {
 	private takenKey = () => `${this.prefix}doors-taken`;
 
 	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
-		const [got, value] = await this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs);
-		return got === 1 ? { epoch: Number(value) } : { heldBy: value };
+		const [got, value, pttl] = await this.guard(() => this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs));
+		return got === 1 ? { epoch: Number(value) } : { heldBy: value, expiresInMs: Math.max(0, Number(pttl ?? ttlMs)) };
 	}
 
 	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
-		return (await this.redis.doorLeaseRenew(this.lease(cabinetId), `${owner}|${epoch}`, ttlMs)) === 1;
+		return (await this.guard(() => this.redis.doorLeaseRenew(this.lease(cabinetId), `${owner}|${epoch}`, ttlMs))) === 1;
 	}
 
 	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
-		await this.redis.doorLeaseRelease(this.lease(cabinetId), `${owner}|${epoch}`);
+		await this.guard(() => this.redis.doorLeaseRelease(this.lease(cabinetId), `${owner}|${epoch}`));
+	}
+
+	async bump(cabinetId: string, owner: string, epoch: number): Promise<number | null> {
+		const got = Number(await this.guard(() => this.redis.doorLeaseBump(this.lease(cabinetId), this.epochKey(cabinetId), `${owner}|${epoch}`, owner)));
+		return got > 0 ? got : null;
 	}
 
 	async load(cabinetId: string): Promise<DoorRecord[]> {
-		const all = await this.redis.hgetall(this.doorsKey(cabinetId));
+		const all = await this.guard(() => this.redis.hgetall(this.doorsKey(cabinetId)));
 		return Object.values(all).map(v => JSON.parse(v) as DoorRecord);
 	}
 
@@ -154,7 +202,7 @@ export class RedisDoorStore implements DoorStore {
 		for (const { record, due, taken } of records) {
 			args.push(String(record.no), JSON.stringify(record), due === null ? "" : String(due), record.doorId, taken ? JSON.stringify(taken) : "");
 		}
-		return (await this.redis.doorSave(this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), this.takenKey(), ...args)) === 1;
+		return (await this.guard(() => this.redis.doorSave(this.lease(cabinetId), this.doorsKey(cabinetId), this.timersKey(), this.takenKey(), ...args))) === 1;
 	}
 
 	async taken(): Promise<TakenDoor[]> {
@@ -200,17 +248,29 @@ export class LocalDoorStore implements DoorStore {
 
 	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
 		const held = this.leases.get(cabinetId);
-		if (held && held.until > this.now() && held.owner !== owner) return { heldBy: held.owner };
+		if (held && held.until > this.now() && held.owner !== owner) return { heldBy: held.owner, expiresInMs: held.until - this.now() };
 		if (held && held.owner === owner && held.until > this.now()) {
 			held.until = this.now() + ttlMs;
 			return { epoch: held.epoch };
 		}
-		const doc = await this.repo.findById(cabinetId);
-		const epoch = (doc?.epoch ?? 0) + 1;
-		if (doc) await this.repo.updateById(cabinetId, { $set: { epoch } });
-		else await this.repo.insert({ _id: cabinetId, epoch, doors: {}, dues: {}, nextDue: null });
+		const epoch = await this.nextEpoch(cabinetId);
 		this.leases.set(cabinetId, { owner, epoch, until: this.now() + ttlMs });
 		return { epoch };
+	}
+
+	async bump(cabinetId: string, owner: string, epoch: number): Promise<number | null> {
+		const held = this.leases.get(cabinetId);
+		if (!held || held.owner !== owner || held.epoch !== epoch) return null;
+		held.epoch = await this.nextEpoch(cabinetId);
+		return held.epoch;
+	}
+
+	private async nextEpoch(cabinetId: string): Promise<number> {
+		const doc = await this.repo.findById(cabinetId);
+		const epoch = Math.max((doc?.epoch ?? 0) + 1, this.now());
+		if (doc) await this.repo.updateById(cabinetId, { $set: { epoch } });
+		else await this.repo.insert({ _id: cabinetId, epoch, doors: {}, dues: {}, nextDue: null });
+		return epoch;
 	}
 
 	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {

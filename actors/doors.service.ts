@@ -21,26 +21,35 @@
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Socket } from "node:net";
-import IORedis from "ioredis";
+import type IORedis from "ioredis";
 import type { Config } from "../config";
 import { createDbMixin } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
 import { deriveCabinetSecret } from "../services/merchants/credentials";
 import { SIZES, type Size } from "../services/merchants/model";
 import { notFound, invalid, serviceUnavailable } from "../types/errors";
-import { CabinetHost, DEFAULT_HOST_SETTINGS, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
+import { CabinetHost, DEFAULT_HOST_SETTINGS, notOwner, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
 import { doorsNodes, ownerToken } from "./door-client";
 import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
 import { ownerOf } from "./placement";
+import { LogLimiter } from "../lib/log-limiter";
+import { createRedis } from "../lib/redis";
+import { isUnanswered } from "../lib/mesh-errors";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "./protocol";
 
 const TICK_MS = 1000;
 const DUE_BATCH = 200;
+/** A catalog read that waits longer than this is asked again (of another merchants replica). */
+const CATALOG_TIMEOUT_MS = 2000;
+/** Warnings about one cabinet (lost leases, moved epochs): one line per minute at most. */
+const WARNINGS = { intervalMs: 60_000, maxKeys: 10_000 };
 
 interface Settings extends ServiceSettingSchema {}
 
 interface Methods {
-	host(cabinetId: string): Promise<CabinetHost>;
+	host(cabinetId: string, opts?: { waitForLease?: boolean }): Promise<CabinetHost>;
+	openHost(cabinetId: string, deps: HostDeps, waitForLease: boolean): Promise<CabinetHost>;
+	queryAll(why: string): void;
 	catalogOf(cabinetId: string): Promise<CatalogCabinet>;
 	doorRef(doorId: string): { cabinetId: string; no: number };
 	tickAll(): Promise<void>;
@@ -52,6 +61,8 @@ interface Vars {
 	store: DoorStore;
 	owner: string;
 	hosts: Map<string, Promise<CabinetHost>>;
+	/** Cabinets being handed over right now (their lease is released at the end). */
+	handingOver: Map<string, Promise<void>>;
 	mqtt?: MqttClient;
 	redis?: IORedis;
 	timer?: NodeJS.Timeout;
@@ -59,6 +70,7 @@ interface Vars {
 	hostSettings: HostSettings;
 	repos: { door_states: Repository<DoorCabinetDoc> };
 	counters: { malformed: number; unknownCabinet: number };
+	warnings: LogLimiter;
 }
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any; name: string };
@@ -125,7 +137,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			/** Opens the door held by the order (deposit or pickup); answers after the cabinet acked. */
 			open: {
 				visibility: "public",
-				timeout: config.doors.commandTimeoutMs + 2000,
+				timeout: config.doors.callTimeoutMs,
 				params: { doorId: doorIdParam, orderId: orderIdParam, purpose: { type: "enum", values: ["deposit", "pickup"] } },
 				async handler(this: This, ctx: Context<OpenParams>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
@@ -136,7 +148,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			/** An operator's remote open (the catalog wrote the audit entry). */
 			operatorOpen: {
 				visibility: "public",
-				timeout: config.doors.commandTimeoutMs + 2000,
+				timeout: config.doors.callTimeoutMs,
 				params: { doorId: doorIdParam, reason: { type: "string", min: 3, max: 200 }, actorId: { type: "string", optional: true, nullable: true } },
 				async handler(this: This, ctx: Context<{ doorId: string; reason: string; actorId?: string | null }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
@@ -192,7 +204,8 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					}
 					let host: CabinetHost;
 					try {
-						host = await this.host(ctx.params.cabinetId);
+						// A report never waits for a dead owner's lease: the hardware node asks for a resync later.
+						host = await this.host(ctx.params.cabinetId, { waitForLease: false });
 					} catch (err: any) {
 						if (err?.type === "NOT_FOUND") {
 							this.counters.unknownCabinet++;
@@ -205,6 +218,19 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 						return { applied: false, dropped: "malformed" };
 					}
 					return { applied: true };
+				},
+			},
+
+			/**
+			 * Reports of this cabinet may have been lost (the hardware node could not deliver them):
+			 * its owner asks it for a full state.
+			 */
+			resync: {
+				visibility: "public",
+				params: { cabinetId: cabinetIdParam },
+				async handler(this: This, ctx: Context<{ cabinetId: string }>) {
+					await (await this.host(ctx.params.cabinetId, { waitForLease: false })).query();
+					return { ok: true };
 				},
 			},
 
@@ -239,6 +265,10 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			"$services.changed"(this: This) {
 				void this.rebalance();
 			},
+			/** A hardware node's MQTT link came back: what cabinets said meanwhile is lost; ask them all. */
+			"hardware.link.restored"(this: This) {
+				this.queryAll("a hardware node's MQTT link was restored");
+			},
 			async "merchants.cabinet.credentialsRotated"(this: This, ctx: Context<{ cabinetId: string }>) {
 				const h = this.hosts.get(ctx.params.cabinetId);
 				if (!h) return;
@@ -251,7 +281,13 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 		methods: {
 			/** The cabinet as registered, with its signing secret derived here (it never crosses the mesh). */
 			async catalogOf(this: This, id: string): Promise<CatalogCabinet> {
-				const c = await this.broker.call<any, any>("merchants.cabinetDoors", { id });
+				// A read: when the merchants node asked does not answer (it died and the mesh does not know
+				// yet), ask again, which the balancer sends to another replica.
+				const ask = () => this.broker.call<any, any>("merchants.cabinetDoors", { id }, { timeout: CATALOG_TIMEOUT_MS });
+				const c = await ask().catch(err => {
+					if (!isUnanswered(err)) throw err;
+					return ask();
+				});
 				return { pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secret: deriveCabinetSecret(config.cabinetSecretKey, id, c.secretNonce) };
 			},
 
@@ -261,9 +297,19 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				return ref;
 			},
 
-			host(this: This, cabinetId: string): Promise<CabinetHost> {
+			host(this: This, cabinetId: string, opts: { waitForLease?: boolean } = {}): Promise<CabinetHost> {
 				if (!isCabinetId(cabinetId)) return Promise.reject(notFound("Cabinet", { cabinetId }));
 				let p = this.hosts.get(cabinetId);
+				const leaving = this.handingOver.get(cabinetId);
+				if (!p && leaving) {
+					// Not a second host beside the one letting go (it would share the lease the first one
+					// releases): after the hand-over, the node placement names takes the cabinet.
+					return leaving.then(() => {
+						const next = ownerOf(cabinetId, doorsNodes(this.broker));
+						if (next && next !== this.broker.nodeID) throw notOwner(cabinetId, `${next}#handover`);
+						return this.host(cabinetId, opts);
+					});
+				}
 				if (!p) {
 					const deps: HostDeps = {
 						store: this.store, owner: this.owner, settings: this.hostSettings, now: Date.now,
@@ -273,18 +319,52 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 						// rest (deposits, expiries, anomalies) go to one instance of each consuming service.
 						emit: (event, payload) =>
 							void (event === "doors.state.changed" || event.startsWith("doors.cabinet.") ? this.broker.broadcast(event, payload) : this.broker.emit(event, payload)),
-						lost: host => {
-							this.logger.warn(`Lost the lease of cabinet ${host.id} (epoch ${host.epoch}); another node owns it now`);
+						lost: (host, why) => {
+							deps.warn(`Cabinet ${host.id}: stopped commanding it at epoch ${host.epoch}: ${why}`);
 							if (this.hosts.get(host.id) === p) this.hosts.delete(host.id);
 						},
+						warn: message => {
+							const note = this.warnings.note(cabinetId);
+							if (note) this.logger.warn(note.suppressed ? `${message} (${note.suppressed} more about this cabinet since the last line)` : message);
+						},
 					};
-					p = CabinetHost.open(cabinetId, deps);
+					p = this.openHost(cabinetId, deps, opts.waitForLease ?? true);
 					this.hosts.set(cabinetId, p);
 					p.catch(() => {
 						if (this.hosts.get(cabinetId) === p) this.hosts.delete(cabinetId);
 					});
 				}
 				return p;
+			},
+
+			/**
+			 * Takes the cabinet. When another owner holds the lease but is about to let go —
+			 * it missed its renewals (it died), or this node is where placement puts the
+			 * cabinet now (the holder is handing over and stopped renewing) — waits for the
+			 * lease for up to half its length rather than answering NOT_OWNER, so the first
+			 * call after a failover or a rebalance succeeds.
+			 */
+			async openHost(this: This, cabinetId: string, deps: HostDeps, waitForLease: boolean): Promise<CabinetHost> {
+				const deadline = Date.now() + this.hostSettings.leaseTtlMs / 2;
+				for (;;) {
+					try {
+						return await CabinetHost.open(cabinetId, deps);
+					} catch (err: any) {
+						const left = err?.type === "NOT_OWNER" ? Number(err.data?.expiresInMs) : NaN;
+						const ours = ownerOf(cabinetId, doorsNodes(this.broker)) === this.broker.nodeID;
+						const worthWaiting = left >= 0 && (left <= this.hostSettings.leaseTtlMs / 2 || ours);
+						if (!waitForLease || !worthWaiting || Date.now() + Math.min(left, 250) > deadline) throw err;
+						// A dying lease: sleep it out. A handing-over holder releases early: look again soon.
+						await new Promise(resolve => setTimeout(resolve, Math.min(left + 50, 250)));
+					}
+				}
+			},
+
+			/** Asks every cabinet this node commands for a full state (reports may have been lost). */
+			queryAll(this: This, why: string) {
+				if (!this.hosts.size) return;
+				this.logger.info(`Asking ${this.hosts.size} cabinet(s) for their state: ${why}`);
+				for (const p of this.hosts.values()) void p.then(h => h.query(true)).catch(() => undefined);
 			},
 
 			async sendCommand(this: This, cabinetId: string, cmd: Command) {
@@ -317,29 +397,34 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			async rebalance(this: This) {
 				const nodes = doorsNodes(this.broker);
 				if (!nodes.includes(this.broker.nodeID)) return;
-				for (const [id, p] of this.hosts) {
-					if (ownerOf(id, nodes) === this.broker.nodeID) continue;
+				const moving = [...this.hosts].filter(([id]) => ownerOf(id, nodes) !== this.broker.nodeID);
+				// All at once: each waits for its commands in flight, which must not queue behind each other.
+				await Promise.all(moving.map(async ([id, p]) => {
 					const host = await p.catch(() => null);
-					if (this.hosts.get(id) === p) this.hosts.delete(id);
-					if (host) {
-						await host.handOver();
-						this.logger.info(`Handed cabinet ${id} over to ${ownerOf(id, nodes)}`);
-					}
-				}
+					if (this.hosts.get(id) !== p) return;
+					this.hosts.delete(id);
+					if (!host) return;
+					const done = host.handOver(ownerOf(id, nodes)).finally(() => this.handingOver.delete(id));
+					this.handingOver.set(id, done);
+					await done;
+					this.logger.info(`Handed cabinet ${id} over to ${ownerOf(id, nodes)}`);
+				}));
 			},
 		},
 
 		created(this: This) {
 			this.owner = ownerToken(this.broker.nodeID);
 			this.hosts = new Map();
+			this.handingOver = new Map();
 			this.hostSettings = hostSettings;
 			this.counters = { malformed: 0, unknownCabinet: 0 };
+			this.warnings = new LogLimiter(WARNINGS);
 		},
 
 		async started(this: This) {
 			if (config.redisUrl) {
 				// Auto-pipelining: the writes and lease renewals of many cabinets share round trips.
-				this.redis = new IORedis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true, enableAutoPipelining: true });
+				this.redis = createRedis(config.redisUrl, `doors-${this.broker.nodeID}`, { autoPipelining: true, commandTimeoutMs: 2000, logger: this.logger });
 				this.store = new RedisDoorStore(this.redis, `${config.namespace}:`);
 			} else {
 				this.store = new LocalDoorStore(this.repos.door_states);
@@ -349,7 +434,13 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				clientId: `doors-${this.owner}`, username: config.mqtt.username, password: config.mqtt.password,
 				clean: true, reconnectPeriod: 1000, connectTimeout: 5000, queueQoSZero: false,
 			});
-			this.mqtt.on("connect", () => (this.mqtt!.stream as Socket).setNoDelay?.(true));
+			let linked = false;
+			this.mqtt.on("connect", () => {
+				(this.mqtt!.stream as Socket).setNoDelay?.(true);
+				// Back after a broker outage: commands sent meanwhile were lost, and their acks with them.
+				if (linked) this.queryAll("this node's MQTT link was restored");
+				linked = true;
+			});
 			this.mqtt.on("error", err => this.logger.warn(`MQTT (doors): ${err.message}`));
 			this.timer = setInterval(() => {
 				if (this.ticking) return;

@@ -111,6 +111,12 @@ export interface Config {
 		/** Ownership lease of a cabinet (a crashed owner's cabinets move after at most this). */
 		leaseTtlMs: number;
 		mailboxLimit: number;
+		/**
+		 * How long a caller waits for a door action that sends a command: the door's own
+		 * command timeout decides the outcome (504 DOOR_TIMEOUT), so callers wait longer — also
+		 * for a dead owner's lease to run out after a failover. Derived, not set.
+		 */
+		callTimeoutMs: number;
 	};
 	/** Derives every cabinet's MQTT/signing secret (see services/merchants/credentials.ts): merchants and doors nodes need the same. */
 	cabinetSecretKey: string;
@@ -304,8 +310,9 @@ export function loadConfig(env: Env = process.env): Config {
 		doors: {
 			commandTimeoutMs: int("DOOR_COMMAND_TIMEOUT_MS", 5000, 200, 60_000),
 			openTooLongSec: int("DOOR_OPEN_TOO_LONG_SEC", 120, 5, 86_400),
-			leaseTtlMs: int("DOOR_LEASE_TTL_MS", 10_000, 1000, 120_000),
+			leaseTtlMs: int("DOOR_LEASE_TTL_MS", 6_000, 1000, 120_000),
 			mailboxLimit: int("DOOR_MAILBOX_LIMIT", 64, 1, 100_000),
+			callTimeoutMs: 0,
 		},
 		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
 		http: {
@@ -327,6 +334,7 @@ export function loadConfig(env: Env = process.env): Config {
 			maxDelayMs: int("LOGIN_MAX_DELAY_MS", 60_000, 0, 3600_000),
 		},
 	};
+	config.doors.callTimeoutMs = config.doors.commandTimeoutMs + Math.ceil(config.doors.leaseTtlMs / 2) + 1000;
 	if (production && config.metricsToken !== undefined && config.metricsToken.length < 32) {
 		problems.push("METRICS_TOKEN must be at least 32 characters in production");
 	}

@@ -1,29 +1,30 @@
 /**
- * Rate limit for the warnings about denied MQTT clients: an operator must see
- * an attack, but the attacker must not be able to flood the log. Pure, with an
- * injectable clock.
+ * Rate limit for warnings that outsiders or a failing part can repeat at will
+ * (denied MQTT clients, a cabinet that keeps refusing): an operator must see
+ * them, but nobody must be able to flood the log. Pure, with an injectable
+ * clock.
  *
- * Per key (a client id, or a remote address before authentication): the first
- * denial is logged, then at most one line per interval, carrying the number of
- * denials not logged since the previous line. The keys kept are capped (the
+ * Per key (a client id, an address, a cabinet): the first occurrence is
+ * logged, then at most one line per interval, carrying the number of
+ * occurrences not logged since the previous line. The keys kept are capped (the
  * least recently logged is forgotten first; it is then logged again on its
  * next denial), so memory stays bounded whatever the attacker sends.
  */
-export interface DenialLogOptions {
+export interface LogLimiterOptions {
 	intervalMs: number;
 	maxKeys: number;
 	now?: () => number;
 }
 
-export class DenialLog {
+export class LogLimiter {
 	private readonly keys = new Map<string, { loggedAt: number; suppressed: number }>();
 	private readonly now: () => number;
 
-	constructor(private readonly opts: DenialLogOptions) {
+	constructor(private readonly opts: LogLimiterOptions) {
 		this.now = opts.now ?? Date.now;
 	}
 
-	/** A denial for `key`: null to stay quiet, or a line is due with how many were left out since the last one. */
+	/** An occurrence for `key`: null to stay quiet, or a line is due with how many were left out since the last one. */
 	note(key: string): { suppressed: number } | null {
 		const now = this.now();
 		const k = this.keys.get(key);

@@ -136,7 +136,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					mergeParams: true,
 					bodyParsers: false,
 					use: [jsonBody(bodyLimits)],
-					callOptions: { timeout: config.requestTimeoutMs },
+					// No call timeout here: each action's own (`timeout` in its schema, else REQUEST_TIMEOUT_MS)
+					// applies, so a door route waits for the door's verdict instead of answering 503 first.
 					async onBeforeCall(this: This, ctx: Context<unknown, AppMeta>, _route: unknown, req: Req, res: Res) {
 						const ip = this.clientIp(req);
 						ctx.meta.viaGateway = true;
@@ -260,7 +261,9 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 		actions: {
 			// moleculer-web's entry action: failures behind it belong to the services it calls,
 			// whose own breakers count them; a breaker here would shut the whole gateway.
-			rest: { circuitBreaker: { enabled: false } } as any,
+			// No timeout of its own either: each action called behind it has its own, and a timeout here
+			// would cap them all (Moleculer's distributed timeouts) below a door's command timeout.
+			rest: { circuitBreaker: { enabled: false }, timeout: 0 } as any,
 		},
 
 		events: {
@@ -359,7 +362,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			this.routeByAction = new Map(routes.map(r => [r.action, r]));
 			this.openapi = buildOpenApi(routes, { prefix: API_PREFIX, title: "Locker platform API", version: "1" });
 			this.revoked = new Map();
-			const factory = createLimiterFactory(config, "api-ratelimit");
+			const factory = createLimiterFactory({ ...config, logger: this.logger }, "api-ratelimit");
 			this.closeLimiter = factory.close;
 			this.limits = new RateLimits(factory, config.rateLimit);
 		},

@@ -20,13 +20,19 @@ import { callDoors } from "../actors/door-client";
 import { CABINET_PUBLISHES, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
 import type { ReportAnswer } from "../actors/doors.service";
 import { unauthorized } from "../types/errors";
-import { DenialLog } from "./hardware/denial-log";
+import { LogLimiter } from "../lib/log-limiter";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 import { kickEmqxClient } from "./hardware/emqx-admin";
 
 /** A report to a node that does not answer must not hold up the cabinet's next messages for long. */
 const REPORT_TIMEOUT_MS = 2000;
+/** Messages of one cabinet waiting to be delivered; more are dropped (a resync asks for the full state). */
+const MAX_QUEUED_PER_CABINET = 32;
+/** Cabinets whose reports were lost are asked for a full state this often, this many at a time. */
+const RESYNC_EVERY_MS = 2000;
+const RESYNC_BATCH = 200;
+const MAX_UNSYNCED = 100_000;
 /** Denied MQTT clients: one warning per client (or address) per minute at most, for this many at once. */
 const DENIAL_LOG = { intervalMs: 60_000, maxKeys: 1000 };
 
@@ -35,16 +41,21 @@ interface Settings extends ServiceSettingSchema {}
 interface Methods {
 	accessDeps(): AccessDeps;
 	onMessage(topic: string, payload: Buffer): void;
-	count(kind: string, result: "routed" | "malformed" | "failed" | "ignored"): void;
+	count(kind: string, result: "routed" | "malformed" | "failed" | "ignored" | "dropped"): void;
+	resync(): Promise<void>;
 }
 
 interface Vars {
 	embedded?: EmbeddedBroker;
 	client?: MqttClient;
-	/** Per cabinet: the tail of its messages in flight (keeps them in order). */
-	chains: Map<string, Promise<unknown>>;
+	/** Per cabinet: the tail of its messages in flight (keeps them in order) and how many wait. */
+	chains: Map<string, { tail: Promise<unknown>; queued: number }>;
+	/** Cabinets with a report that could not be delivered: their owner must ask them for a full state. */
+	unsynced: Set<string>;
+	resyncTimer?: NodeJS.Timeout;
+	resyncing?: Promise<void>;
 	counts: Record<string, number>;
-	denials: DenialLog;
+	denials: LogLimiter;
 }
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any };
@@ -142,6 +153,19 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				};
 			},
 
+			/** Asks the owners of cabinets whose reports were lost to query them (the cabinet answers with a full state). */
+			async resync(this: This) {
+				const batch = [...this.unsynced].slice(0, RESYNC_BATCH);
+				await Promise.all(batch.map(cabinetId =>
+					callDoors(this.broker, this.broker, "resync", { cabinetId }, cabinetId, { timeout: REPORT_TIMEOUT_MS }).then(
+						() => this.unsynced.delete(cabinetId),
+						(err: any) => {
+							if (err?.type === "NOT_FOUND") this.unsynced.delete(cabinetId); // not ours to ask
+						}, // otherwise still unreachable: next round
+					),
+				));
+			},
+
 			count(this: This, kind: string, result: string) {
 				const key = `${kind}.${result}`;
 				this.counts[key] = (this.counts[key] ?? 0) + 1;
@@ -156,31 +180,48 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				// what no parser would take is dropped here (it would not even fit a mesh message).
 				if (payload.length > MAX_PAYLOAD_BYTES) return this.count(kind, "malformed");
 				const text = payload.toString("utf8");
-				const prev = this.chains.get(t.cabinetId) ?? Promise.resolve();
-				const next = prev.then(() =>
+				const lost = () => {
+					if (this.unsynced.size < MAX_UNSYNCED) this.unsynced.add(t.cabinetId);
+				};
+				const deliver = () =>
 					callDoors<ReportAnswer>(this.broker, this.broker, "report", { cabinetId: t.cabinetId, kind, payload: text }, t.cabinetId, { timeout: REPORT_TIMEOUT_MS }).then(
 						r => this.count(kind, !r.applied && r.dropped === "malformed" ? "malformed" : "routed"),
 						(err: Error) => {
 							this.count(kind, "failed");
+							lost();
 							this.logger.debug(`Cabinet ${t.cabinetId} ${kind} not delivered: ${err.message}`);
 						},
-					),
-				);
-				this.chains.set(t.cabinetId, next);
-				void next.then(() => {
-					if (this.chains.get(t.cabinetId) === next) this.chains.delete(t.cabinetId);
+					);
+				// An ack answers one command by its cmdId, whatever came before it: it must not wait behind
+				// the cabinet's other reports (its command's deadline is running). The rest keep their order.
+				if (kind === "ack") return void deliver();
+				const chain = this.chains.get(t.cabinetId) ?? { tail: Promise.resolve(), queued: 0 };
+				if (chain.queued >= MAX_QUEUED_PER_CABINET) {
+					// Its owner is not keeping up (or unreachable): the full state will be asked for instead.
+					this.count(kind, "dropped");
+					return lost();
+				}
+				chain.queued++;
+				chain.tail = chain.tail.then(deliver).finally(() => {
+					if (--chain.queued === 0 && this.chains.get(t.cabinetId) === chain) this.chains.delete(t.cabinetId);
 				});
+				this.chains.set(t.cabinetId, chain);
 			},
 		},
 
 		created(this: This) {
 			this.chains = new Map();
+			this.unsynced = new Set();
 			this.counts = {};
-			this.denials = new DenialLog(DENIAL_LOG);
+			this.denials = new LogLimiter(DENIAL_LOG);
 			this.broker.metrics?.register({ type: "counter", name: "hardware.messages", labelNames: ["kind", "result"], description: "Cabinet MQTT messages by outcome" });
 		},
 
 		async started(this: This) {
+			this.resyncTimer = setInterval(() => {
+				if (this.resyncing || !this.unsynced.size) return;
+				this.resyncing = this.resync().finally(() => (this.resyncing = undefined));
+			}, RESYNC_EVERY_MS);
 			if (!config.mqttUrl) {
 				this.embedded = await startEmbeddedBroker({
 					port: config.mqttPort,
@@ -207,8 +248,15 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 			client.on("error", err => this.logger.warn(`MQTT (hardware): ${err.message}`));
 			const share = config.mqttUrl ? `$share/${config.mqtt.shareGroup}/` : "";
 			const filters = CABINET_PUBLISHES.map(kind => `${share}${TOPIC_ROOT}/+/${kind}`);
+			let linked = false;
 			client.on("connect", () => {
 				(client.stream as Socket).setNoDelay?.(true);
+				// Back after an outage: whatever the cabinets said meanwhile is lost; their owners ask them again.
+				if (linked) {
+					this.logger.warn("MQTT link restored: cabinets will be asked for their state");
+					this.broker.broadcast("hardware.link.restored", { nodeID: this.broker.nodeID });
+				}
+				linked = true;
 				client.subscribe(filters, { qos: 1 }, err => err && this.logger.error(`MQTT subscribe failed: ${err.message}`));
 			});
 			// Embedded: the broker is ours, so wait for the link. External: EMQX asks this very
@@ -226,7 +274,9 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 		},
 
 		async stopped(this: This) {
-			await Promise.all([...this.chains.values()]).catch(() => undefined);
+			clearInterval(this.resyncTimer);
+			await this.resyncing;
+			await Promise.all([...this.chains.values()].map(c => c.tail)).catch(() => undefined);
 			await this.client?.endAsync().catch(() => undefined);
 			await this.embedded?.close();
 		},

@@ -32,10 +32,15 @@ import path from "node:path";
 
 export interface CityView { code: string; name: string; lat: number; lng: number; points: number }
 export interface MerchantView { id: string; name: string; contactPhone: string; commissionRate: number; createdAt: string }
-export interface DoorView { id: string; no: number; size: Size; state: string; open: boolean; occupied: boolean; orderId?: string }
+/** A door; `state`, `open` and `occupied` are null when its live state could not be had (see `CabinetView.live`). */
+export interface DoorView { id: string; no: number; size: Size; state: string | null; open: boolean | null; occupied: boolean | null; orderId?: string }
 export interface CabinetView {
-	id: string; pointId: string; merchantId: string; online: boolean; lastSeenAt: string | null;
+	id: string; pointId: string; merchantId: string; online: boolean | null; lastSeenAt: string | null;
 	credentialsRotatedAt: string; doors: DoorView[]; createdAt: string;
+	/** Whether the live part (link, door states) is known: false when the door actors could not be asked. */
+	live: boolean;
+	/** Why the live part is missing (an error type such as SERVICE_UNAVAILABLE), when `live` is false. */
+	liveError?: string;
 }
 
 export interface CreateCityParams { code: string; name: string; lat: number; lng: number }
@@ -357,15 +362,20 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						const live = await callDoors<{ online: boolean; lastSeenAt: string | null; doors: LiveDoorView[] }>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id);
 						const byNo = new Map(live.doors.map(d => [d.no, d]));
 						return {
-							...view, online: live.online, lastSeenAt: live.lastSeenAt,
+							...view, online: live.online, lastSeenAt: live.lastSeenAt, live: true,
 							doors: view.doors.map(d => {
 								const l = byNo.get(d.no);
 								return l ? { ...d, state: l.state, open: l.open, occupied: l.occupied, ...(l.orderId ? { orderId: l.orderId } : {}) } : d;
 							}),
 						};
 					} catch (err: any) {
-						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${err.message}); answering from the catalog`);
-						return view;
+						// Never guess: a door that is reserved or holds a bag must not look free. The catalog
+						// part is known; the live part is said to be unknown.
+						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${err.type ?? err.message})`);
+						return {
+							...view, online: null, lastSeenAt: null, live: false, liveError: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE",
+							doors: view.doors.map(d => ({ ...d, state: null, open: null, occupied: null })),
+						};
 					}
 				},
 			},
@@ -408,6 +418,8 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				rest: "POST /doors/:doorId/open",
 				auth: ["admin", "operator", "merchant"],
 				summary: "Open a door remotely (staff); the reason goes to the audit log",
+				// Longer than the door call: the door's own command timeout decides (504 DOOR_TIMEOUT).
+				timeout: config.doors.callTimeoutMs + 2000,
 				params: { doorId: { type: "string", min: 5, max: 90 }, reason: { type: "string", min: 3, max: 200, trim: true } },
 				async handler(this: This, ctx: Context<{ doorId: string; reason: string }, AppMeta>) {
 					const ref = parseDoorId(ctx.params.doorId);
@@ -418,7 +430,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					// Audited before the command goes out: an attempt to open a door is itself worth a record.
 					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
 					return callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
-						timeout: config.doors.commandTimeoutMs + 2000,
+						timeout: config.doors.callTimeoutMs,
 					});
 				},
 			},
@@ -569,7 +581,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				return {
 					id: c._id, pointId: c.pointId, merchantId: c.merchantId,
 					// Live link state comes with the door actors; until a cabinet has reported it is offline.
-					online: false, lastSeenAt: null,
+					online: false, lastSeenAt: null, live: true,
 					credentialsRotatedAt: new Date(c.secretRotatedAt).toISOString(),
 					doors: c.doors.map(d => ({ id: doorId(c._id, d.no), no: d.no, size: d.size, state: d.disabled ? "disabled" : "available", open: false, occupied: false })),
 					createdAt: new Date(c.createdAt).toISOString(),

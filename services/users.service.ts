@@ -420,7 +420,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 
 		created(this: This) {
 			this.tokens = new TokenService(config.auth);
-			const limits = createLimiterFactory(config, "users-throttle");
+			const limits = createLimiterFactory({ ...config, logger: this.logger }, "users-throttle");
 			this.closeCounters = limits.close;
 			this.throttle = new LoginThrottle(limits, config.loginThrottle);
 		},

@@ -18,7 +18,7 @@ import net from "node:net";
 import { createBroker, type Client } from "aedes";
 import type { MqttLimits } from "../../config";
 import { ConnectionCaps, PacketSizeGuard, type ConnectionTicket } from "./connection-guard";
-import { logSafe } from "./denial-log";
+import { logSafe } from "../../lib/log-limiter";
 import { authorizeMqtt, type MqttIdentity } from "./mqtt-access";
 
 export interface EmbeddedBrokerStats {

@@ -1,7 +1,7 @@
 /**
  * The door store's fencing on the real Redis: a stale owner (its lease expired
  * and another node took the cabinet) can neither write nor renew, and every
- * takeover gets a larger epoch.
+ * takeover gets a larger epoch — also after the store forgot everything.
  */
 import IORedis from "ioredis";
 import { newDoorRecord } from "../../actors/door-machine";
@@ -26,20 +26,50 @@ describe("Redis door store: leases and fenced writes", () => {
 	});
 
 	it("refuses a stale owner's writes and renewals after a takeover", async () => {
-		const a = await store.acquire(cab, "node-a#1", 60_000);
-		expect(a).toEqual({ epoch: 1 });
-		expect(await store.acquire(cab, "node-b#1", 60_000)).toEqual({ heldBy: "node-a#1" });
-		expect(await store.save(cab, "node-a#1", 1, [item(1)])).toBe(true);
+		const a = (await store.acquire(cab, "node-a#1", 60_000)) as { epoch: number };
+		expect(a.epoch).toBeGreaterThan(0);
+		expect(await store.acquire(cab, "node-b#1", 60_000)).toMatchObject({ heldBy: "node-a#1" });
+		expect(await store.save(cab, "node-a#1", a.epoch, [item(1)])).toBe(true);
 
 		await redis.del(`${prefix}lease:{${cab}}`); // A's lease runs out (it paused, or died)
-		const b = await store.acquire(cab, "node-b#1", 60_000);
-		expect(b).toEqual({ epoch: 2 });
+		const b = (await store.acquire(cab, "node-b#1", 60_000)) as { epoch: number };
+		expect(b.epoch).toBeGreaterThan(a.epoch);
 
-		expect(await store.save(cab, "node-a#1", 1, [item(2)])).toBe(false);
-		expect(await store.renew(cab, "node-a#1", 1, 60_000)).toBe(false);
+		expect(await store.save(cab, "node-a#1", a.epoch, [item(2)])).toBe(false);
+		expect(await store.renew(cab, "node-a#1", a.epoch, 60_000)).toBe(false);
 		expect((await store.load(cab))[0].version).toBe(1); // A's late write did not land
-		expect(await store.save(cab, "node-b#1", 2, [item(3)])).toBe(true);
+		expect(await store.save(cab, "node-b#1", b.epoch, [item(3)])).toBe(true);
 		expect((await store.load(cab))[0].version).toBe(3);
+	});
+
+	it("says how long a held lease has left", async () => {
+		const c = "cab_fence3";
+		await store.acquire(c, "node-a#1", 5_000);
+		const held = (await store.acquire(c, "node-b#1", 5_000)) as { heldBy: string; expiresInMs: number };
+		expect(held.heldBy).toBe("node-a#1");
+		expect(held.expiresInMs).toBeGreaterThan(4_000);
+		expect(held.expiresInMs).toBeLessThanOrEqual(5_000);
+	});
+
+	it("keeps epochs growing when the store forgets everything, and moves a lease past a refused epoch once", async () => {
+		const c = "cab_fence4";
+		const first = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number };
+		// Redis restarted empty: lease, epoch counter and records gone.
+		await redis.del(`${prefix}lease:{${c}}`, `${prefix}epoch:{${c}}`, `${prefix}doors:{${c}}`);
+		// A restart takes time: wait until Redis's clock has moved past the first epoch (its millisecond).
+		for (let t = 0; t <= first.epoch; ) {
+			const [sec, micro] = await redis.time();
+			t = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+		}
+		const again = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number };
+		expect(again.epoch).toBeGreaterThan(first.epoch);
+		// A cabinet still refuses it (a clock set back): the holder moves on; a stranger cannot.
+		expect(await store.bump(c, "node-b#1", again.epoch)).toBeNull();
+		const bumped = await store.bump(c, "node-a#1", again.epoch);
+		expect(bumped).toBeGreaterThan(again.epoch);
+		expect(await store.save(c, "node-a#1", again.epoch, [{ record: { ...newDoorRecord(c, 1, `${c}:01`, false, 0), version: 1 }, due: null, taken: null }])).toBe(false);
+		expect(await store.renew(c, "node-a#1", bumped!, 60_000)).toBe(true);
+		expect(await store.acquire(c, "node-a#1", 60_000)).toEqual({ epoch: bumped });
 	});
 
 	it("keeps the timer index and the taken doors with the records", async () => {

@@ -50,9 +50,11 @@ async function ackOf(cmdId: string, count = 1): Promise<Ack[]> {
 	throw new Error(`no ack for ${cmdId}`);
 }
 
+/** Above every epoch the platform's own owner of this cabinet hands out (they start at the clock in ms). */
+const E = 1e14;
 const cmd = (over: Partial<UnsignedCommand> = {}): UnsignedCommand => {
 	const now = Date.now();
-	return { cmdId: newCmdId(now), action: "open", door: 1, epoch: 10, ts: now, notAfter: now + 5000, ...over };
+	return { cmdId: newCmdId(now), action: "open", door: 1, epoch: E + 10, ts: now, notAfter: now + 5000, ...over };
 };
 
 describe("cabinet side of PROTOCOL.md (simulator)", () => {
@@ -80,21 +82,21 @@ describe("cabinet side of PROTOCOL.md (simulator)", () => {
 	});
 
 	it("rejects a stale epoch and an expired command without unlocking", async () => {
-		await send(cmd({ epoch: 20 }));
-		const stale = cmd({ epoch: 19 });
+		await send(cmd({ epoch: E + 20 }));
+		const stale = cmd({ epoch: E + 19 });
 		await send(stale);
 		expect((await ackOf(stale.cmdId))[0]).toMatchObject({ ok: false, error: "STALE_EPOCH" });
-		const expired = cmd({ epoch: 20, notAfter: Date.now() - 1 });
+		const expired = cmd({ epoch: E + 20, notAfter: Date.now() - 1 });
 		await send(expired);
 		expect((await ackOf(expired.cmdId))[0]).toMatchObject({ ok: false, error: "EXPIRED" });
 		expect(sim.unlocksByCmd.has(stale.cmdId) || sim.unlocksByCmd.has(expired.cmdId)).toBe(false);
 	});
 
 	it("answers NO_SUCH_DOOR for a door it does not have, and a query with a full state", async () => {
-		const none = cmd({ epoch: 20, door: 9 });
+		const none = cmd({ epoch: E + 20, door: 9 });
 		await send(none);
 		expect((await ackOf(none.cmdId))[0]).toMatchObject({ ok: false, error: "NO_SUCH_DOOR" });
-		const q = cmd({ epoch: 20, action: "query", door: undefined });
+		const q = cmd({ epoch: E + 20, action: "query", door: undefined });
 		await send(q);
 		expect((await ackOf(q.cmdId))[0]).toMatchObject({ ok: true });
 	});

@@ -94,6 +94,16 @@ describe("door state machine", () => {
 		expect(ran).toMatchObject({ pending: null, open: true });
 	});
 
+	it("a bag nobody holds the door for makes the door occupied, never available, until it is taken out", () => {
+		const found = ok(onReport(fresh(), { open: false, occupied: true }, 1));
+		expect(found).toMatchObject({ state: "occupied", orderId: null, occupied: true });
+		expect(reserve(found, "o9", 900_000, 2)).toMatchObject({ ok: false, type: "DOOR_NOT_AVAILABLE" });
+		// Also when the record already knew the sensor but not the state (loaded from before).
+		expect(ok(onReport({ ...fresh(), occupied: true }, { open: false, occupied: true }, 1)).state).toBe("occupied");
+		const emptied = ok(onReport(ok(onReport(found, { open: true }, 3)), { open: false, occupied: false }, 4));
+		expect(emptied).toMatchObject({ state: "available", orderId: null, occupied: false });
+	});
+
 	it("flags a forced opening, a jam, an unexpected bag and a door left open", () => {
 		expect(events(onReport(fresh(), { open: true }, 1))).toEqual(["changed", "forced_open"]);
 		expect(events(onReport(fresh(), { open: false, occupied: true }, 1))).toEqual(["changed", "unexpected_occupied"]);

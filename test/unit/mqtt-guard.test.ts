@@ -1,5 +1,5 @@
 import { ConnectionCaps, PacketSizeGuard } from "../../services/hardware/connection-guard";
-import { DenialLog, logSafe } from "../../services/hardware/denial-log";
+import { LogLimiter, logSafe } from "../../lib/log-limiter";
 
 /** An MQTT fixed header: type byte, then the remaining length as MQTT encodes it. */
 function header(type: number, remaining: number): Buffer {
@@ -79,10 +79,10 @@ describe("ConnectionCaps", () => {
 	});
 });
 
-describe("DenialLog", () => {
+describe("LogLimiter", () => {
 	it("logs the first denial, then one line per interval with the count of those left out", () => {
 		let now = 0;
-		const log = new DenialLog({ intervalMs: 60_000, maxKeys: 100, now: () => now });
+		const log = new LogLimiter({ intervalMs: 60_000, maxKeys: 100, now: () => now });
 		expect(log.note("cab_A")).toEqual({ suppressed: 0 });
 		for (let i = 0; i < 500; i++) expect(log.note("cab_A")).toBeNull();
 		expect(log.note("cab_B")).toEqual({ suppressed: 0 }); // per key
@@ -96,7 +96,7 @@ describe("DenialLog", () => {
 
 	it("keeps at most maxKeys, forgetting the least recently logged", () => {
 		let now = 0;
-		const log = new DenialLog({ intervalMs: 60_000, maxKeys: 3, now: () => now });
+		const log = new LogLimiter({ intervalMs: 60_000, maxKeys: 3, now: () => now });
 		for (let i = 0; i < 10_000; i++) log.note(`10.0.${i >> 8}.${i & 255}`);
 		expect(log.size).toBe(3);
 		log.note("a");

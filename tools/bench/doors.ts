@@ -182,6 +182,7 @@ async function memory(redisUrl: string, registered: number, active: number, door
 		send: async () => undefined,
 		emit: () => undefined,
 		lost: () => undefined,
+		warn: () => undefined,
 	};
 	const cabinets = Math.ceil(active / doorsPerCabinet);
 	const registeredCabinets = Math.ceil(registered / doorsPerCabinet);
