@@ -18,7 +18,10 @@ import {
 	type AckResult, type DoorEffect, type DoorRecord, type OpenPurpose, type Outcome, type OutboxItem,
 } from "./door-machine";
 import type { DoorStore, SaveItem } from "./door-store";
-import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "./protocol";
+import type { DoorView } from "../domain/doors";
+import { KeyedQueue } from "../lib/key-queue";
+import { AckWaiters } from "./ack-waiters";
+import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "../domain/protocol";
 
 export interface HostSettings {
 	heartbeatSec: number;
@@ -62,29 +65,14 @@ export interface HostDeps {
 	warn(message: string): void;
 }
 
-/** A door's public view (GET /cabinets/:id, doors.get). */
-export interface DoorView {
-	id: string;
-	no: number;
-	size: string;
-	state: DoorRecord["state"];
-	open: boolean;
-	occupied: boolean;
-	orderId: string | null;
-	reservedUntil: string | null;
-	version: number;
-}
+export type { DoorView };
 
 interface Slot {
 	record: DoorRecord;
 	size: string;
-	tail: Promise<unknown>;
-	queued: number;
 	/** The order whose reservation is queued in the mailbox right now (a race for one door ends here). */
 	reserving: string | null;
 }
-
-type Waiter = (r: AckResult | "timeout") => void;
 
 export type ReportResult = "applied" | "malformed";
 
@@ -128,10 +116,9 @@ export class CabinetHost {
 	private readonly slots = new Map<number, Slot>();
 	private loaded = false;
 	private loading?: Promise<void>;
-	/** Ack waits by cmdId, with the door their command named. */
-	private readonly waiters = new Map<string, { door: number; fns: Waiter[] }>();
-	/** Ack waits under way; each ends by its command's deadline at the latest. */
-	private readonly awaitingAcks = new Set<Promise<unknown>>();
+	private readonly acks = new AckWaiters();
+	/** One mailbox per door (by number): its messages run one at a time. */
+	private readonly mailbox = new KeyedQueue<number>();
 	private timeouts = 0;
 	private lastBumpAt = 0;
 	private retaking?: Promise<boolean>;
@@ -245,7 +232,7 @@ export class CabinetHost {
 		});
 		const pending = sent.record.pending!;
 		const cmd = signCommand(this.cat.secret, { cmdId: sent.cmdId, action: "open", door: no, epoch: this.epoch, ts: this.deps.now(), notAfter: pending.notAfter });
-		const ack = this.waitAck(sent.cmdId, no, Math.max(0, pending.notAfter - this.deps.now()));
+		const ack = this.acks.wait(sent.cmdId, no, Math.max(0, pending.notAfter - this.deps.now()));
 		await this.deps.send(this.id, cmd).catch(() => undefined); // a lost publish is a timeout, and settled the same way
 		const result = await ack;
 		return this.view(await this.run(no, async slot => {
@@ -302,17 +289,12 @@ export class CabinetHost {
 				const { ack } = msg;
 				// An ack names its command's door (PROTOCOL.md): one naming another door is not this
 				// command's answer. Counted as malformed; the command keeps waiting for its own.
-				const door = this.waiters.get(ack.cmdId)?.door ?? this.pendingDoorOf(ack.cmdId);
+				const door = this.acks.doorOf(ack.cmdId) ?? this.pendingDoorOf(ack.cmdId);
 				if (door !== undefined && ack.door !== door) return "malformed";
 				this.setOnline(true, "ack");
 				const result: AckResult = ack.ok ? { ok: true } : { ok: false, error: ack.error! };
 				if (!ack.ok && ack.error === "STALE_EPOCH") void this.onStaleEpoch();
-				const w = this.waiters.get(ack.cmdId);
-				if (w) {
-					this.waiters.delete(ack.cmdId);
-					for (const fn of w.fns) fn(result);
-					return "applied";
-				}
+				if (this.acks.settle(ack.cmdId, result)) return "applied";
 				// Nobody here waits for it (sent by the previous owner, or after a timeout): the record
 				// may still hold it as pending.
 				if (door !== undefined) {
@@ -395,7 +377,7 @@ export class CabinetHost {
 			}
 		}
 		const idle = now - this.lastActivity > settings.idleMs;
-		if (idle && this.loaded && !this.waiters.size && [...this.slots.values()].every(s => isQuiet(s.record) && s.queued === 0)) {
+		if (idle && this.loaded && !this.acks.size && [...this.slots.values()].every(s => isQuiet(s.record) && this.mailbox.size(s.record.no) === 0)) {
 			// Delivered outboxes are written back empty only now (the next write of a door carries it
 			// anyway): a reload must not replay them.
 			if (this.dirty.size) await this.flushDirty();
@@ -417,8 +399,8 @@ export class CabinetHost {
 	async handOver(successorNode?: string): Promise<void> {
 		this.leaving = true;
 		this.successor = successorNode ? `${successorNode}#handover` : undefined;
-		await Promise.all(this.awaitingAcks);
-		await Promise.all([...this.slots.values()].map(s => s.tail.catch(() => undefined)));
+		await this.acks.drain();
+		await this.mailbox.drain();
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
 		this.fenced = true;
 		await this.deps.store.release(this.id, this.deps.owner, this.epoch).catch(() => undefined);
@@ -457,18 +439,17 @@ export class CabinetHost {
 	private loseLease(why: string): void {
 		if (this.fenced) return;
 		this.fenced = true;
-		for (const { fns } of this.waiters.values()) for (const fn of fns) fn("timeout");
-		this.waiters.clear();
+		this.acks.failAll();
 		this.deps.lost(this, why);
 	}
 
 	/**
 	 * The lease could not be renewed. If nobody else holds it now, it ran out
 	 * (the store paused) or the store forgot it (restarted empty): take it again
-	 * under a new epoch and keep what this host remembers — unless the store has
-	 * a newer version of any door (another owner wrote meanwhile), which wins.
-	 * Doors the store lost are written back from memory and their cabinet is
-	 * asked for a full state. False when the cabinet must be let go.
+	 * under a new epoch. Per door the newer version wins: the store's (another
+	 * owner, or a write of ours that timed out yet landed, wrote it meanwhile) is
+	 * taken up; ours is written back where the store lost it. Then the cabinet is
+	 * asked for a full state. False when another node holds the lease.
 	 */
 	private retake(): Promise<boolean> {
 		this.retaking ??= this.tryRetake().finally(() => (this.retaking = undefined));
@@ -482,9 +463,12 @@ export class CabinetHost {
 			if (!("epoch" in lease)) return false;
 			const stored = new Map((await this.deps.store.load(this.id)).map(r => [r.no, r]));
 			const slots = [...this.slots.values()];
-			if (slots.some(sl => (stored.get(sl.record.no)?.version ?? -1) > sl.record.version)) {
-				await this.deps.store.release(this.id, this.deps.owner, lease.epoch);
-				return false;
+			for (const sl of slots) {
+				const theirs = stored.get(sl.record.no);
+				if (theirs && theirs.version > sl.record.version) {
+					sl.record = theirs;
+					this.deliver(sl); // its events, if the writer died before sending them
+				}
 			}
 			this.currentEpoch = lease.epoch;
 			const lost = slots.filter(sl => (stored.get(sl.record.no)?.version ?? -1) < sl.record.version);
@@ -520,29 +504,6 @@ export class CabinetHost {
 		void this.query(true);
 	}
 
-	private waitAck(cmdId: string, door: number, ms: number): Promise<AckResult | "timeout"> {
-		const waiting = new Promise<AckResult | "timeout">(resolve => {
-			const timer = setTimeout(() => {
-				const w = this.waiters.get(cmdId);
-				if (w) {
-					w.fns = w.fns.filter(fn => fn !== done);
-					if (!w.fns.length) this.waiters.delete(cmdId);
-				}
-				resolve("timeout");
-			}, ms);
-			const done: Waiter = r => {
-				clearTimeout(timer);
-				resolve(r);
-			};
-			const w = this.waiters.get(cmdId);
-			if (w) w.fns.push(done);
-			else this.waiters.set(cmdId, { door, fns: [done] });
-		});
-		this.awaitingAcks.add(waiting);
-		void waiting.then(() => this.awaitingAcks.delete(waiting));
-		return waiting;
-	}
-
 	/** The door whose record holds `cmdId` as its pending command, if any. */
 	private pendingDoorOf(cmdId: string): number | undefined {
 		for (const slot of this.slots.values()) if (slot.record.pending?.cmdId === cmdId) return slot.record.no;
@@ -570,7 +531,7 @@ export class CabinetHost {
 				for (const d of this.cat.doors) {
 					if (this.slots.has(d.no)) continue;
 					const record = stored.get(d.no) ?? newDoorRecord(this.id, d.no, formatDoorId(this.id, d.no), d.disabled, now);
-					const slot: Slot = { record, size: d.size, tail: Promise.resolve(), queued: 0, reserving: null };
+					const slot: Slot = { record, size: d.size, reserving: null };
 					this.slots.set(d.no, slot);
 					if (record.outbox?.length) redeliver.push(slot);
 				}
@@ -588,17 +549,14 @@ export class CabinetHost {
 		await this.ensureLoaded();
 		const slot = this.slots.get(no);
 		if (!slot) throw new MoleculerClientError(`Door ${formatDoorId(this.id, no)} not found`, 404, "NOT_FOUND", { doorId: formatDoorId(this.id, no) });
-		if (slot.queued >= this.deps.settings.mailboxLimit) {
+		if (this.mailbox.size(no) >= this.deps.settings.mailboxLimit) {
 			throw new MoleculerClientError(`Door ${slot.record.doorId} is busy; try again shortly`, 429, "RATE_LIMITED", { doorId: slot.record.doorId, retryAfter: 1 });
 		}
-		slot.queued++;
 		this.lastActivity = this.deps.now();
-		const result = slot.tail.then(() => {
+		return this.mailbox.run(no, () => {
 			if (this.fenced) throw notOwner(this.id);
 			return fn(slot);
 		});
-		slot.tail = result.catch(() => undefined).finally(() => slot.queued--);
-		return result;
 	}
 
 	/** Writes a transition (with its events in the outbox) under the lease, then emits them. */
@@ -644,7 +602,7 @@ export class CabinetHost {
 	}
 
 	private async flushDirty(): Promise<void> {
-		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && s.queued === 0);
+		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && this.mailbox.size(s.record.no) === 0);
 		if (!records.length) return;
 		for (const s of records) this.dirty.delete(s.record.no);
 		const write = () => this.deps.store.save(this.id, this.deps.owner, this.epoch, records.map(s => this.saveItem(s, s.record)));

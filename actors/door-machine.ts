@@ -16,8 +16,9 @@
  * so once a report shows the door closed and no opening since, it did not run.
  */
 
-export const DOOR_STATES = ["available", "reserved", "occupied", "fault", "disabled"] as const;
-export type DoorState = (typeof DOOR_STATES)[number];
+import type { DoorState } from "../domain/doors";
+
+export { DOOR_STATES, type DoorState } from "../domain/doors";
 export type OpenPurpose = "deposit" | "pickup" | "operator";
 
 export interface PendingOpen {

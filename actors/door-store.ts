@@ -26,6 +26,7 @@ import type { Redis } from "ioredis";
 import type { EntityDefinition } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
 import type { DoorRecord } from "./door-machine";
+import { KeyedQueue } from "../lib/key-queue";
 
 export type LeaseAnswer = { epoch: number } | { heldBy: string; expiresInMs: number };
 
@@ -242,7 +243,7 @@ export const DOOR_STATE_ENTITY: EntityDefinition = {
 export class LocalDoorStore implements DoorStore {
 	private readonly leases = new Map<string, { owner: string; epoch: number; until: number }>();
 	/** One write at a time per cabinet, in order (a cabinet's writes come from one actor host anyway). */
-	private readonly writing = new Map<string, Promise<unknown>>();
+	private readonly writing = new KeyedQueue();
 
 	constructor(private readonly repo: Repository<DoorCabinetDoc>, private readonly now: () => number = Date.now) {}
 
@@ -291,8 +292,7 @@ export class LocalDoorStore implements DoorStore {
 	}
 
 	save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean> {
-		const prev = this.writing.get(cabinetId) ?? Promise.resolve();
-		const run = prev.then(async () => {
+		return this.writing.run(cabinetId, async () => {
 			const held = this.leases.get(cabinetId);
 			if (!held || held.owner !== owner || held.epoch !== epoch) return false;
 			const doc = await this.repo.findById(cabinetId);
@@ -311,12 +311,6 @@ export class LocalDoorStore implements DoorStore {
 			await this.repo.updateById(cabinetId, { $set: { doors, dues, taken, nextDue: all.length ? Math.min(...all) : null } });
 			return true;
 		});
-		const settled = run.catch(() => undefined);
-		this.writing.set(cabinetId, settled);
-		void settled.then(() => {
-			if (this.writing.get(cabinetId) === settled) this.writing.delete(cabinetId);
-		});
-		return run;
 	}
 
 	async taken(): Promise<TakenDoor[]> {

@@ -25,17 +25,18 @@ import type IORedis from "ioredis";
 import type { Config } from "../config";
 import { createDbMixin } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
-import { deriveCabinetSecret } from "../services/merchants/credentials";
-import { SIZES, type Size } from "../services/merchants/model";
+import { deriveCabinetSecret } from "../domain/cabinet-secrets";
+import { SIZES, type Size } from "../domain/catalog";
 import { notFound, invalid, serviceUnavailable } from "../types/errors";
+import type { OpenParams, ReportAnswer, ReserveAnyParams, ReserveParams } from "../domain/doors";
 import { CabinetHost, DEFAULT_HOST_SETTINGS, notOwner, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
-import { doorsNodes, ownerToken } from "./door-client";
+import { doorsNodes, ownerToken } from "../lib/door-client";
 import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
-import { ownerOf } from "./placement";
+import { ownerOf } from "../domain/placement";
 import { LogLimiter } from "../lib/log-limiter";
 import { createRedis } from "../lib/redis";
 import { isUnanswered } from "../lib/mesh-errors";
-import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "./protocol";
+import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "../domain/protocol";
 
 const TICK_MS = 1000;
 const DUE_BATCH = 200;
@@ -47,8 +48,8 @@ const WARNINGS = { intervalMs: 60_000, maxKeys: 10_000 };
 interface Settings extends ServiceSettingSchema {}
 
 interface Methods {
-	host(cabinetId: string, opts?: { waitForLease?: boolean }): Promise<CabinetHost>;
-	openHost(cabinetId: string, deps: HostDeps, waitForLease: boolean): Promise<CabinetHost>;
+	host(cabinetId: string): Promise<CabinetHost>;
+	hostFor(cabinetId: string): Promise<CabinetHost>;
 	queryAll(why: string): void;
 	catalogOf(cabinetId: string): Promise<CatalogCabinet>;
 	doorRef(doorId: string): { cabinetId: string; no: number };
@@ -75,10 +76,6 @@ interface Vars {
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any; name: string };
 
-export interface ReserveParams { doorId: string; orderId: string; ttlSec?: number }
-export interface ReserveAnyParams { cabinetId: string; size: Size; orderId: string; ttlSec?: number }
-export type ReportAnswer = { applied: true } | { applied: false; dropped: "malformed" | "unknown cabinet" };
-export interface OpenParams { doorId: string; orderId: string; purpose: "deposit" | "pickup" }
 
 const doorIdParam = { type: "string", min: 6, max: 90 } as const;
 const orderIdParam = { type: "string", min: 1, max: 80 } as const;
@@ -108,7 +105,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				async handler(this: This, ctx: Context<ReserveParams>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
 					const until = Date.now() + (ctx.params.ttlSec ?? config.reservationTtlSec) * 1000;
-					return (await this.host(cabinetId)).reserve(no, ctx.params.orderId, until);
+					return (await this.hostFor(cabinetId)).reserve(no, ctx.params.orderId, until);
 				},
 			},
 
@@ -121,7 +118,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				},
 				async handler(this: This, ctx: Context<ReserveAnyParams>): Promise<DoorView | null> {
 					const until = Date.now() + (ctx.params.ttlSec ?? config.reservationTtlSec) * 1000;
-					return (await this.host(ctx.params.cabinetId)).reserveAny(ctx.params.size, ctx.params.orderId, until);
+					return (await this.hostFor(ctx.params.cabinetId)).reserveAny(ctx.params.size, ctx.params.orderId, until);
 				},
 			},
 
@@ -130,7 +127,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, orderId: orderIdParam },
 				async handler(this: This, ctx: Context<{ doorId: string; orderId: string }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					return (await this.host(cabinetId)).release(no, ctx.params.orderId);
+					return (await this.hostFor(cabinetId)).release(no, ctx.params.orderId);
 				},
 			},
 
@@ -141,7 +138,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, orderId: orderIdParam, purpose: { type: "enum", values: ["deposit", "pickup"] } },
 				async handler(this: This, ctx: Context<OpenParams>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					return (await this.host(cabinetId)).open(no, ctx.params.purpose, ctx.params.orderId);
+					return (await this.hostFor(cabinetId)).open(no, ctx.params.purpose, ctx.params.orderId);
 				},
 			},
 
@@ -152,7 +149,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, reason: { type: "string", min: 3, max: 200 }, actorId: { type: "string", optional: true, nullable: true } },
 				async handler(this: This, ctx: Context<{ doorId: string; reason: string; actorId?: string | null }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					const door = await (await this.host(cabinetId)).open(no, "operator", null);
+					const door = await (await this.hostFor(cabinetId)).open(no, "operator", null);
 					this.logger.info(`Operator open of ${door.id} by ${ctx.params.actorId ?? "the platform"}: ${ctx.params.reason}`);
 					return door;
 				},
@@ -163,7 +160,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, disabled: "boolean" },
 				async handler(this: This, ctx: Context<{ doorId: string; disabled: boolean }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					return (await this.host(cabinetId)).setDisabled(no, ctx.params.disabled);
+					return (await this.hostFor(cabinetId)).setDisabled(no, ctx.params.disabled);
 				},
 			},
 
@@ -172,7 +169,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam },
 				async handler(this: This, ctx: Context<{ doorId: string }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					return (await this.host(cabinetId)).door(no);
+					return (await this.hostFor(cabinetId)).door(no);
 				},
 			},
 
@@ -180,7 +177,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				visibility: "public",
 				params: { cabinetId: cabinetIdParam },
 				async handler(this: This, ctx: Context<{ cabinetId: string }>) {
-					const host = await this.host(ctx.params.cabinetId);
+					const host = await this.hostFor(ctx.params.cabinetId);
 					return {
 						id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
 						epoch: host.epoch, doors: await host.doors(),
@@ -204,8 +201,8 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					}
 					let host: CabinetHost;
 					try {
-						// A report never waits for a dead owner's lease: the hardware node asks for a resync later.
-						host = await this.host(ctx.params.cabinetId, { waitForLease: false });
+						// A report never waits for a dying lease: the hardware node asks for a resync later.
+						host = await this.host(ctx.params.cabinetId);
 					} catch (err: any) {
 						if (err?.type === "NOT_FOUND") {
 							this.counters.unknownCabinet++;
@@ -229,7 +226,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				visibility: "public",
 				params: { cabinetId: cabinetIdParam },
 				async handler(this: This, ctx: Context<{ cabinetId: string }>) {
-					await (await this.host(ctx.params.cabinetId, { waitForLease: false })).query();
+					await (await this.host(ctx.params.cabinetId)).query();
 					return { ok: true };
 				},
 			},
@@ -297,7 +294,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				return ref;
 			},
 
-			host(this: This, cabinetId: string, opts: { waitForLease?: boolean } = {}): Promise<CabinetHost> {
+			host(this: This, cabinetId: string): Promise<CabinetHost> {
 				if (!isCabinetId(cabinetId)) return Promise.reject(notFound("Cabinet", { cabinetId }));
 				let p = this.hosts.get(cabinetId);
 				const leaving = this.handingOver.get(cabinetId);
@@ -307,7 +304,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					return leaving.then(() => {
 						const next = ownerOf(cabinetId, doorsNodes(this.broker));
 						if (next && next !== this.broker.nodeID) throw notOwner(cabinetId, `${next}#handover`);
-						return this.host(cabinetId, opts);
+						return this.host(cabinetId);
 					});
 				}
 				if (!p) {
@@ -328,7 +325,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 							if (note) this.logger.warn(note.suppressed ? `${message} (${note.suppressed} more about this cabinet since the last line)` : message);
 						},
 					};
-					p = this.openHost(cabinetId, deps, opts.waitForLease ?? true);
+					p = CabinetHost.open(cabinetId, deps);
 					this.hosts.set(cabinetId, p);
 					p.catch(() => {
 						if (this.hosts.get(cabinetId) === p) this.hosts.delete(cabinetId);
@@ -338,22 +335,23 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			},
 
 			/**
-			 * Takes the cabinet. When another owner holds the lease but is about to let go —
-			 * it missed its renewals (it died), or this node is where placement puts the
-			 * cabinet now (the holder is handing over and stopped renewing) — waits for the
-			 * lease for up to half its length rather than answering NOT_OWNER, so the first
-			 * call after a failover or a rebalance succeeds.
+			 * The host for an operation. When another owner holds the lease but is about to let
+			 * go — it missed its renewals (it died), or this node is where placement puts the
+			 * cabinet now (the holder is handing it over) — waits for the lease for up to half its
+			 * length rather than answering NOT_OWNER, so the first call after a failover or a
+			 * rebalance succeeds. The wait happens here, outside the hosts map: reports for the
+			 * cabinet never queue behind it.
 			 */
-			async openHost(this: This, cabinetId: string, deps: HostDeps, waitForLease: boolean): Promise<CabinetHost> {
+			async hostFor(this: This, cabinetId: string): Promise<CabinetHost> {
 				const deadline = Date.now() + this.hostSettings.leaseTtlMs / 2;
 				for (;;) {
 					try {
-						return await CabinetHost.open(cabinetId, deps);
+						return await this.host(cabinetId);
 					} catch (err: any) {
 						const left = err?.type === "NOT_OWNER" ? Number(err.data?.expiresInMs) : NaN;
 						const ours = ownerOf(cabinetId, doorsNodes(this.broker)) === this.broker.nodeID;
 						const worthWaiting = left >= 0 && (left <= this.hostSettings.leaseTtlMs / 2 || ours);
-						if (!waitForLease || !worthWaiting || Date.now() + Math.min(left, 250) > deadline) throw err;
+						if (!worthWaiting || Date.now() + Math.min(left, 250) > deadline) throw err;
 						// A dying lease: sleep it out. A handing-over holder releases early: look again soon.
 						await new Promise(resolve => setTimeout(resolve, Math.min(left + 50, 250)));
 					}
@@ -374,6 +372,9 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			},
 
 			async tickAll(this: This) {
+				// Placement may have moved while no node event said so (a cabinet taken here by a report
+				// while its placed owner was unreachable): give such cabinets back.
+				void this.rebalance();
 				// All at once: their Redis calls are pipelined together instead of queuing one by one.
 				await Promise.all([...this.hosts].map(async ([id, p]) => {
 					const host = await p.catch(() => null);

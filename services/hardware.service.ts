@@ -16,11 +16,12 @@ import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from
 import mqtt, { type MqttClient } from "mqtt";
 import type { Socket } from "node:net";
 import type { Config } from "../config";
-import { callDoors } from "../actors/door-client";
-import { CABINET_PUBLISHES, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../actors/protocol";
-import type { ReportAnswer } from "../actors/doors.service";
+import { callDoors } from "../lib/door-client";
+import { CABINET_PUBLISHES, MAX_PAYLOAD_BYTES, parseTopic, TOPIC_ROOT, type CabinetTopic } from "../domain/protocol";
+import type { ReportAnswer } from "../domain/doors";
 import { unauthorized } from "../types/errors";
 import { LogLimiter } from "../lib/log-limiter";
+import { KeyedQueue } from "../lib/key-queue";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 import { kickEmqxClient } from "./hardware/emqx-admin";
@@ -48,8 +49,8 @@ interface Methods {
 interface Vars {
 	embedded?: EmbeddedBroker;
 	client?: MqttClient;
-	/** Per cabinet: the tail of its messages in flight (keeps them in order) and how many wait. */
-	chains: Map<string, { tail: Promise<unknown>; queued: number }>;
+	/** Per cabinet: its messages in flight, in arrival order. */
+	reports: KeyedQueue;
 	/** Cabinets with a report that could not be delivered: their owner must ask them for a full state. */
 	unsynced: Set<string>;
 	resyncTimer?: NodeJS.Timeout;
@@ -195,22 +196,17 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				// An ack answers one command by its cmdId, whatever came before it: it must not wait behind
 				// the cabinet's other reports (its command's deadline is running). The rest keep their order.
 				if (kind === "ack") return void deliver();
-				const chain = this.chains.get(t.cabinetId) ?? { tail: Promise.resolve(), queued: 0 };
-				if (chain.queued >= MAX_QUEUED_PER_CABINET) {
+				if (this.reports.size(t.cabinetId) >= MAX_QUEUED_PER_CABINET) {
 					// Its owner is not keeping up (or unreachable): the full state will be asked for instead.
 					this.count(kind, "dropped");
 					return lost();
 				}
-				chain.queued++;
-				chain.tail = chain.tail.then(deliver).finally(() => {
-					if (--chain.queued === 0 && this.chains.get(t.cabinetId) === chain) this.chains.delete(t.cabinetId);
-				});
-				this.chains.set(t.cabinetId, chain);
+				void this.reports.run(t.cabinetId, deliver);
 			},
 		},
 
 		created(this: This) {
-			this.chains = new Map();
+			this.reports = new KeyedQueue();
 			this.unsynced = new Set();
 			this.counts = {};
 			this.denials = new LogLimiter(DENIAL_LOG);
@@ -276,7 +272,7 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 		async stopped(this: This) {
 			clearInterval(this.resyncTimer);
 			await this.resyncing;
-			await Promise.all([...this.chains.values()].map(c => c.tail)).catch(() => undefined);
+			await this.reports.drain();
 			await this.client?.endAsync().catch(() => undefined);
 			await this.embedded?.close();
 		},

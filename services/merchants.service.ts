@@ -19,15 +19,13 @@ import { Repository } from "../mixins/repository";
 import type { AppMeta, Role } from "../types/auth";
 import { latParam, lngParam, pageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
-import { newCabinetSecret, verifyCabinetSecret } from "./merchants/credentials";
-import { callDoors } from "../actors/door-client";
-import type { DoorView as LiveDoorView } from "../actors/cabinet-host";
+import { newCabinetSecret, verifyCabinetSecret } from "../domain/cabinet-secrets";
+import { callDoors } from "../lib/door-client";
+import type { DoorView as LiveDoorView } from "../domain/doors";
 import { seedDemoFleet } from "./merchants/demo-fleet";
-import {
-	CATALOG_ENTITIES, DEFAULT_PRICING, POINT_STATUSES, SIZES, doorId, enabledDoorCounts, parseDoorId, toPointView,
-	type AuditDoc, type CabinetDoc, type CityDoc, type DoorEntry, type MerchantDoc, type PointDoc, type PointView,
-	type Pricing, type Size,
-} from "./merchants/model";
+import { CATALOG_ENTITIES, doorId, enabledDoorCounts, parseDoorId, toPointView, type AuditDoc, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./merchants/model";
+import type { CabinetRegisteredEvent, DoorUpdatedEvent, PointChangedEvent } from "../types/events";
+import { DEFAULT_PRICING, POINT_STATUSES, SIZES, type PointView, type Pricing, type Size, type DoorEntry } from "../domain/catalog";
 import path from "node:path";
 
 export interface CityView { code: string; name: string; lat: number; lng: number; points: number }
@@ -52,10 +50,6 @@ export interface CreatePointParams {
 export type UpdatePointParams = { id: string } & Partial<Omit<CreatePointParams, "merchantId">> & { status?: PointDoc["status"] };
 export interface RegisterCabinetParams { pointId: string; doors: { no: number; size: Size }[] }
 
-/** Broadcast with every point-changing event: the point as it is now. */
-export interface PointChangedEvent { point: PointView }
-export interface CabinetRegisteredEvent extends PointChangedEvent { cabinet: { id: string; pointId: string; merchantId: string; doors: DoorEntry[] } }
-export interface DoorUpdatedEvent extends PointChangedEvent { doorId: string; cabinetId: string; no: number; size: Size; disabled: boolean }
 
 const MAX_DOORS = 99;
 const CITY_CODE = /^[A-Z]{2,8}$/;

@@ -15,8 +15,9 @@ import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { createLimiterFactory } from "../lib/rate-limits";
 import { ROLES, type AppMeta, type AuthUser, type Role } from "../types/auth";
+import type { SessionRevokedEvent } from "../types/events";
 import { ErrorTypes, conflict, invalid, notFound, rateLimited, unauthorized } from "../types/errors";
-import { TokenService } from "./users/tokens";
+import { TokenService } from "../lib/access-tokens";
 import { dummyPasswordHash, hashPassword, passwordProblems, PASSWORD_MAX, verifyPassword } from "./users/passwords";
 import { looksLikePhone, normalizePhone } from "./users/phone";
 import { LoginThrottle } from "./users/throttle";
@@ -70,13 +71,6 @@ export interface LoginParams { login: string; password: string }
 export interface RefreshParams { refreshToken: string }
 export interface CreateStaffParams { username: string; password: string; roles: Role[]; merchantId?: string; name?: string }
 
-export interface SessionRevokedEvent {
-	sid: string;
-	userId: string;
-	reason: string;
-	/** Until when access tokens of this session could still verify (ms). */
-	until: number;
-}
 
 export const UserEntity: EntityDefinition = {
 	collection: "users",

@@ -10,7 +10,7 @@
  * faulty). A point's `available` is the first minus the second.
  */
 import * as h3 from "h3-js";
-import type { PointView, Pricing, SizeCounts } from "../merchants/model";
+import type { PointView, Pricing, SizeCounts } from "../../domain/catalog";
 import { PointIndex, type NearbyHit } from "./point-index";
 
 export const MAP_RESOLUTIONS = [5, 6, 7, 8, 9] as const;

@@ -8,7 +8,7 @@
  * - everything else is refused.
  */
 import crypto from "node:crypto";
-import { cabinetMayPublish, cabinetMaySubscribe, isCabinetId } from "../../actors/protocol";
+import { cabinetMayPublish, cabinetMaySubscribe, isCabinetId } from "../../domain/protocol";
 
 export type MqttIdentity = { kind: "platform" } | { kind: "cabinet"; cabinetId: string };
 

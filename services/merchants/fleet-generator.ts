@@ -14,11 +14,10 @@
  * - "merchants": the merchants;
  * - "detail": names, addresses, merchant choice, status, cabinets and doors.
  */
-import { newCabinetSecret } from "./credentials";
-import {
-	DEFAULT_PRICING, enabledDoorCounts,
-	type CabinetDoc, type CityDoc, type DoorEntry, type MerchantDoc, type PointDoc, type PointStatus, type Size,
-} from "./model";
+import { newCabinetSecret } from "../../domain/cabinet-secrets";
+import { enabledDoorCounts, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./model";
+import type { DoorEntry } from "../../domain/catalog";
+import { DEFAULT_PRICING, type PointStatus, type Size } from "../../domain/catalog";
 
 // ---------------------------------------------------------------------------
 // Geography

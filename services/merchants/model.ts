@@ -6,22 +6,7 @@
  * `{cabinetId}:{no}`, the registry key the door actors and PROTOCOL.md use.
  */
 import type { EntityDefinition } from "../../mixins/db.mixin";
-
-export const SIZES = ["S", "M", "L"] as const;
-export type Size = (typeof SIZES)[number];
-export type SizeCounts = Record<Size, number>;
-
-export const POINT_STATUSES = ["active", "disabled"] as const;
-export type PointStatus = (typeof POINT_STATUSES)[number];
-
-/** Tariff of one door size, all money in fen (see API.md "pricing"). */
-export interface SizePrice {
-	firstHours: number;
-	firstFen: number;
-	hourFen: number;
-	dayCapFen: number;
-}
-export type Pricing = Record<Size, SizePrice>;
+import type { DoorEntry, PointFields, PointView, SizeCounts } from "../../domain/catalog";
 
 export interface CityDoc {
 	_id: string; // the city code, e.g. "SH"
@@ -41,21 +26,6 @@ export interface MerchantDoc {
 	updatedAt: Date;
 }
 
-/** What a point is, in the store and in every view of it. */
-export interface PointFields {
-	merchantId: string;
-	cityCode: string;
-	name: string;
-	address: string;
-	lat: number;
-	lng: number;
-	openHours?: string;
-	pricing: Pricing;
-	status: PointStatus;
-	/** Grows with every change, so read models can ignore an older event that arrives late. */
-	version: number;
-}
-
 export interface PointDoc extends PointFields {
 	_id: string;
 	/** Enabled doors per size over the point's cabinets, kept with every cabinet/door change. */
@@ -64,11 +34,6 @@ export interface PointDoc extends PointFields {
 	updatedAt: Date;
 }
 
-export interface DoorEntry {
-	no: number;
-	size: Size;
-	disabled: boolean;
-}
 
 export interface CabinetDoc {
 	_id: string;
@@ -150,15 +115,6 @@ export const CATALOG_ENTITIES = {
 	audit: AuditEntity,
 };
 
-/** A point as read models (geo) and clients see it. */
-export interface PointView extends PointFields {
-	id: string;
-	/** Free doors per size. Until door actors report, an enabled door counts as free. */
-	available: SizeCounts;
-	createdAt: string;
-	updatedAt: string;
-}
-
 export function toPointView(p: PointDoc): PointView {
 	const v: PointView = {
 		id: p._id, merchantId: p.merchantId, cityCode: p.cityCode, name: p.name, address: p.address,
@@ -170,7 +126,7 @@ export function toPointView(p: PointDoc): PointView {
 }
 
 /** Door ids follow PROTOCOL.md (canonical `{cabinetId}:{no}`, 2-digit padding); one definition, in the protocol module. */
-export { formatDoorId as doorId, parseDoorId } from "../../actors/protocol";
+export { formatDoorId as doorId, parseDoorId } from "../../domain/protocol";
 
 /** Enabled doors per size, the point's capacity while no door actor says otherwise. */
 export function enabledDoorCounts(cabinets: Pick<CabinetDoc, "doors">[]): SizeCounts {
@@ -179,8 +135,3 @@ export function enabledDoorCounts(cabinets: Pick<CabinetDoc, "doors">[]): SizeCo
 	return counts;
 }
 
-export const DEFAULT_PRICING: Pricing = {
-	S: { firstHours: 4, firstFen: 500, hourFen: 100, dayCapFen: 2000 },
-	M: { firstHours: 4, firstFen: 800, hourFen: 150, dayCapFen: 3000 },
-	L: { firstHours: 4, firstFen: 1200, hourFen: 200, dayCapFen: 4000 },
-};

@@ -183,6 +183,29 @@ run("fault suite: kills, outages and pauses under load on real NATS, Redis and M
 
 	const all = () => platform.cabinets.map(c => c.cabinetId);
 
+	/** A node killed with SIGKILL; its replacement starts KILL_DOWN_MS later. Every cabinet is touched. */
+	async function killAndReplace(role: "hardware" | "api") {
+		const name = platform.current(role);
+		const faultStart = Date.now();
+		await platform.kill9(name);
+		await sleep(KILL_DOWN_MS);
+		const rep = platform.replacementName(role, 2);
+		platform.spawn(role, rep);
+		return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [`killed ${name}; ${rep} started ${KILL_DOWN_MS / 1000} s later`] };
+	}
+
+	/** A server down (stopped or paused) for OUTAGE_MS. Every cabinet is touched. */
+	async function outage(down: () => unknown, up: () => unknown) {
+		const faultStart = Date.now();
+		try {
+			await down();
+			await sleep(OUTAGE_MS);
+		} finally {
+			await up();
+		}
+		return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [] as string[] };
+	}
+
 	const scenarios: Record<ScenarioName, { title: string; run(): Promise<FaultResult> }> = {
 		"kill-doors": {
 			title: "kill -9 of the busiest doors node, then a replacement joins",
@@ -220,66 +243,23 @@ run("fault suite: kills, outages and pauses under load on real NATS, Redis and M
 		},
 		"kill-hardware": {
 			title: "kill -9 of the hardware node (a replacement starts 5 s later)",
-			async run() {
-				const name = platform.current("hardware");
-				const faultStart = Date.now();
-				await platform.kill9(name);
-				await sleep(KILL_DOWN_MS);
-				const rep = platform.replacementName("hardware", 2);
-				platform.spawn("hardware", rep);
-				return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [`killed ${name}; ${rep} started ${KILL_DOWN_MS / 1000} s later`] };
-			},
+			run: () => killAndReplace("hardware"),
 		},
 		"mqtt-stop": {
 			title: "the MQTT broker stopped for 20 s",
-			async run() {
-				const faultStart = Date.now();
-				try {
-					await platform.mqtt.stop();
-					await sleep(OUTAGE_MS);
-				} finally {
-					await platform.mqtt.start();
-				}
-				return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [] };
-			},
+			run: () => outage(() => platform.mqtt.stop(), () => platform.mqtt.start()),
 		},
 		"redis-pause": {
 			title: "Redis paused for 20 s (SIGSTOP/SIGCONT)",
-			async run() {
-				const faultStart = Date.now();
-				try {
-					platform.redis.pause();
-					await sleep(OUTAGE_MS);
-				} finally {
-					platform.redis.resume();
-				}
-				return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [] };
-			},
+			run: () => outage(() => platform.redis.pause(), () => platform.redis.resume()),
 		},
 		"nats-stop": {
 			title: "NATS stopped for 20 s",
-			async run() {
-				const faultStart = Date.now();
-				try {
-					await platform.nats.stop();
-					await sleep(OUTAGE_MS);
-				} finally {
-					await platform.nats.start();
-				}
-				return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [] };
-			},
+			run: () => outage(() => platform.nats.stop(), () => platform.nats.start()),
 		},
 		"api-kill": {
 			title: "kill -9 of the api node (a replacement starts 5 s later on the same port and data)",
-			async run() {
-				const name = platform.current("api");
-				const faultStart = Date.now();
-				await platform.kill9(name);
-				await sleep(KILL_DOWN_MS);
-				const rep = platform.replacementName("api", 2);
-				platform.spawn("api", rep);
-				return { faultStart, faultEnd: Date.now(), touched: new Set(all()), touchedLabel: "all", notes: [`killed ${name}; ${rep} started ${KILL_DOWN_MS / 1000} s later`] };
-			},
+			run: () => killAndReplace("api"),
 		},
 		"redis-empty": {
 			title: "Redis restarted empty",

@@ -4,7 +4,7 @@
  * the platform's MQTT account through the embedded broker.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { newCmdId, parseAck, signCommand, topicOf, type Ack, type UnsignedCommand } from "../../actors/protocol";
+import { newCmdId, parseAck, signCommand, topicOf, type Ack, type UnsignedCommand } from "../../domain/protocol";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
 import { registerCabinet } from "../support/catalog";
 import { startTestPlatform, type TestPlatform } from "../support/platform";

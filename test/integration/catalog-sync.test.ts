@@ -4,7 +4,7 @@
  * also when many points share one timestamp (the demo fleet is written with one).
  */
 import { startTestPlatform, type TestPlatform } from "../support/platform";
-import type { PointView } from "../../services/merchants/model";
+import type { PointView } from "../../domain/catalog";
 
 describe("merchants.pointsChangedSince", () => {
 	let p: TestPlatform;

@@ -9,7 +9,7 @@
  */
 import * as h3 from "h3-js";
 import { ADMIN, newPhone, startTestPlatform, type HttpAnswer, type TestPlatform } from "../support/platform";
-import { DEFAULT_PRICING } from "../../services/merchants/model";
+import { DEFAULT_PRICING } from "../../domain/catalog";
 
 const V1 = "/api/v1";
 let p: TestPlatform;

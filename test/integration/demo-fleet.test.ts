@@ -6,7 +6,7 @@ import { ServiceBroker } from "moleculer";
 import { createAdapter } from "../../mixins/db.mixin";
 import { Repository } from "../../mixins/repository";
 import { seedDemoFleet, DEMO_FLEET, type CatalogRepos } from "../../services/merchants/demo-fleet";
-import { hashCabinetSecret } from "../../services/merchants/credentials";
+import { hashCabinetSecret } from "../../domain/cabinet-secrets";
 import { CATALOG_ENTITIES, enabledDoorCounts } from "../../services/merchants/model";
 
 const broker = new ServiceBroker({ logger: false });

@@ -6,8 +6,8 @@
 import type { ServiceBroker } from "moleculer";
 import mqtt from "mqtt";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
-import { formatDoorId, parseCommand, signCommand, topicOf, type Command } from "../../actors/protocol";
-import { startTestPlatform, type TestPlatform } from "../support/platform";
+import { formatDoorId, parseCommand, signCommand, topicOf, type Command } from "../../domain/protocol";
+import { startTestPlatform, type TestPlatform, until } from "../support/platform";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
 import { createGeoService } from "../../services/geo.service";
 
@@ -35,16 +35,6 @@ afterAll(async () => {
 	await p.stop();
 }, 30_000);
 
-/** Waits for a condition that an event or message will make true (polling the in-process state, no fixed sleeps). */
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 8000): Promise<T> {
-	const end = Date.now() + ms;
-	for (;;) {
-		const v = await probe();
-		if (v) return v;
-		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-		await new Promise(r => setTimeout(r, 20));
-	}
-}
 
 async function onlineCabinet(doors: RegisteredCabinet["doors"], opts: Partial<ConstructorParameters<typeof SimulatedCabinet>[0]> = {}) {
 	const reg = await registerCabinet(broker, doors);

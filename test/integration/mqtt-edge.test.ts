@@ -8,10 +8,10 @@
 import net from "node:net";
 import type { ServiceBroker } from "moleculer";
 import mqtt from "mqtt";
-import { CABINET_PUBLISHES, formatDoorId, MAX_PAYLOAD_BYTES, topicOf } from "../../actors/protocol";
+import { CABINET_PUBLISHES, formatDoorId, MAX_PAYLOAD_BYTES, topicOf } from "../../domain/protocol";
 import { SimulatedCabinet } from "../../tools/simulator/cabinet";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
-import { startTestPlatform, type TestPlatform } from "../support/platform";
+import { startTestPlatform, type TestPlatform, until } from "../support/platform";
 
 const CONNECT_TIMEOUT_MS = 2000;
 const MAX_PENDING = 8;
@@ -58,16 +58,6 @@ afterAll(async () => {
 	await p.stop();
 }, 30_000);
 
-/** Waits for a condition an event or message will make true (polling in-process state, as doors.test.ts does). */
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 8000): Promise<T> {
-	const end = Date.now() + ms;
-	for (;;) {
-		const v = await probe();
-		if (v) return v;
-		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-		await new Promise(r => setTimeout(r, 20));
-	}
-}
 
 async function onlineCabinet() {
 	const reg = await registerCabinet(broker, [{ no: 1, size: "S" }]);

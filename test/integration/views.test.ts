@@ -4,7 +4,7 @@
  * unknown, instead of showing reserved or occupied doors as available.
  */
 import type { ServiceBroker } from "moleculer";
-import { ADMIN, startTestPlatform, type TestPlatform } from "../support/platform";
+import { ADMIN, startTestPlatform, until, type TestPlatform } from "../support/platform";
 import { registerCabinet } from "../support/catalog";
 
 let p: TestPlatform;
@@ -46,10 +46,7 @@ describe("a door command without an ack in time", () => {
 		const sim = new SimulatedCabinet({ cabinetId: cab.cabinetId, secret: cab.secret, doors: cab.doors, mqttUrl: url, heartbeatSec: 1, latencyMs: [2500, 2500] });
 		await sim.start();
 		try {
-			for (let i = 0; !(await b.call<any, any>("doors.cabinet", { cabinetId: cab.cabinetId })).online; i++) {
-				if (i > 200) throw new Error("cabinet never came online");
-				await new Promise(r => setTimeout(r, 20));
-			}
+			await until("the cabinet online", async () => (await b.call<any, any>("doors.cabinet", { cabinetId: cab.cabinetId })).online);
 			const admin = (await q.api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: ADMIN.password })).body.accessToken;
 			const r = await q.api("POST", `/api/v1/doors/${cab.cabinetId}:01/open`, { reason: "slow cabinet" }, { token: admin });
 			expect(r).toMatchObject({ status: 504, body: { type: "DOOR_TIMEOUT" } });

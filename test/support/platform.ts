@@ -72,3 +72,14 @@ export function newPhone(): string {
 	phoneCounter++;
 	return `139${String(process.pid % 10000).padStart(4, "0")}${String(phoneCounter).padStart(4, "0")}`;
 }
+
+/** Waits for a condition that an event or message will make true (polling the in-process state, no fixed sleeps). */
+export async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 8000): Promise<T> {
+	const end = Date.now() + ms;
+	for (;;) {
+		const v = await probe();
+		if (v) return v;
+		if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+		await new Promise(r => setTimeout(r, 20));
+	}
+}

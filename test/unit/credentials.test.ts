@@ -1,4 +1,4 @@
-import { deriveCabinetSecret, newCabinetSecret, verifyCabinetSecret } from "../../services/merchants/credentials";
+import { deriveCabinetSecret, newCabinetSecret, verifyCabinetSecret } from "../../domain/cabinet-secrets";
 
 describe("cabinet credentials", () => {
 	it("derive a fresh secret per registration that the platform can produce again from the nonce", () => {

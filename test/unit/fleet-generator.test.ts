@@ -1,8 +1,9 @@
-import { hashCabinetSecret } from "../../services/merchants/credentials";
+import { hashCabinetSecret } from "../../domain/cabinet-secrets";
 import {
 	distanceKm, fleetDate, generateFleet, generateFleetChunks, generatePoints, HOT_CITIES, mulberry32, type FleetOptions,
 } from "../../services/merchants/fleet-generator";
-import { DEFAULT_PRICING, enabledDoorCounts, parseDoorId, doorId } from "../../services/merchants/model";
+import { enabledDoorCounts, parseDoorId, doorId } from "../../services/merchants/model";
+import { DEFAULT_PRICING } from "../../domain/catalog";
 
 const OPTS: FleetOptions = { points: 3000, cities: 5, doorsPerCabinet: 24, seed: 7, cabinetSecretKey: "test-key" };
 const fleet = generateFleet(OPTS);

@@ -1,7 +1,7 @@
 import {
 	cabinetMayPublish, cabinetMaySubscribe, formatDoorId, isNewer, newCmdId, parseAck, parseCabinetMessage, parseCommand,
 	parseDoorId, parseEvent, parseState, parseStatus, parseTopic, signCommand, verifyCommand,
-} from "../../actors/protocol";
+} from "../../domain/protocol";
 
 const SECRET = "s3cret-of-cab_A1";
 

@@ -6,7 +6,7 @@
  */
 import { CabinetHost, DEFAULT_HOST_SETTINGS, type HostDeps } from "../../actors/cabinet-host";
 import type { DoorStore } from "../../actors/door-store";
-import { parseCabinetMessage, type Command } from "../../actors/protocol";
+import { parseCabinetMessage, type Command } from "../../domain/protocol";
 
 function harness(bump: (epoch: number) => number | null) {
 	let now = 1_000_000;

@@ -1,5 +1,5 @@
 import jwt from "jsonwebtoken";
-import { TokenService } from "../../services/users/tokens";
+import { TokenService } from "../../lib/access-tokens";
 
 const cfg = { jwtSecret: "unit-test-secret-unit-test-secret-123", accessTtlSec: 900, refreshTtlSec: 7 * 86400, issuer: "locker-platform" };
 const user = { id: "usr_1", sid: "ses_1", roles: ["merchant" as const], merchantId: "mer_9" };

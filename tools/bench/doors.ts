@@ -28,7 +28,7 @@ import { loadConfig } from "../../config";
 import { startNode } from "../../server";
 import { CabinetHost, DEFAULT_HOST_SETTINGS, type HostDeps } from "../../actors/cabinet-host";
 import { RedisDoorStore } from "../../actors/door-store";
-import { formatDoorId } from "../../actors/protocol";
+import { formatDoorId } from "../../domain/protocol";
 import { parseFlags, positiveInt, UsageError } from "./cli";
 import { canConnect, freePort, Scope } from "./procs";
 import { formatTable } from "./table";

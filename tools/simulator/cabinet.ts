@@ -14,7 +14,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import {
 	CMD_MEMORY, DEFAULT_HEARTBEAT_SEC, parseCommand, topicOf, verifyCommand,
 	type Ack, type AckError, type Command, type DoorEvent, type EventType, type StateReport,
-} from "../../actors/protocol";
+} from "../../domain/protocol";
 
 export interface SimDoor {
 	no: number;

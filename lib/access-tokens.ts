@@ -9,7 +9,7 @@
  */
 import crypto from "node:crypto";
 import jwt from "jsonwebtoken";
-import type { AuthUser, Role } from "../../types/auth";
+import type { AuthUser, Role } from "../types/auth";
 
 export interface TokenConfig {
 	jwtSecret: string;

@@ -7,8 +7,8 @@
  */
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
-import { isUnanswered } from "../lib/mesh-errors";
-import { ownerOf } from "./placement";
+import { isUnanswered } from "./mesh-errors";
+import { ownerOf } from "../domain/placement";
 
 export const DOORS_SERVICE = "doors";
 

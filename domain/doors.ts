@@ -1,0 +1,39 @@
+/**
+ * The door actors' contract, as every caller sees it: the states a door can
+ * be in, the answer of a door action, and the params of the actions that other
+ * services call (through lib/door-client.ts `callDoors`). The actors' own
+ * logic stays in actors/.
+ */
+import type { Size } from "./catalog";
+
+export const DOOR_STATES = ["available", "reserved", "occupied", "fault", "disabled"] as const;
+export type DoorState = (typeof DOOR_STATES)[number];
+
+/** A door as a door action answers it (GET /cabinets/:id's live part, doors.get). */
+export interface DoorView {
+	id: string;
+	no: number;
+	size: string;
+	state: DoorState;
+	open: boolean;
+	occupied: boolean;
+	orderId: string | null;
+	reservedUntil: string | null;
+	version: number;
+}
+
+/** doors.cabinet */
+export interface CabinetLiveView {
+	id: string;
+	online: boolean;
+	lastSeenAt: string | null;
+	epoch: number;
+	doors: DoorView[];
+}
+
+export interface ReserveParams { doorId: string; orderId: string; ttlSec?: number }
+export interface ReserveAnyParams { cabinetId: string; size: Size; orderId: string; ttlSec?: number }
+export interface ReleaseParams { doorId: string; orderId: string }
+export interface OpenParams { doorId: string; orderId: string; purpose: "deposit" | "pickup" }
+/** doors.report: whether the message was applied, or why it was dropped. */
+export type ReportAnswer = { applied: true } | { applied: false; dropped: "malformed" | "unknown cabinet" };

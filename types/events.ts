@@ -1,0 +1,42 @@
+/**
+ * Event payloads, typed once for emitters and consumers. Names follow
+ * `<service>.<entity>.<pastTense>`.
+ */
+import type { DoorEntry, PointView, Size } from "../domain/catalog";
+import type { DoorState } from "../domain/doors";
+
+/** users.session.revoked */
+export interface SessionRevokedEvent {
+	sid: string;
+	userId: string;
+	reason: string;
+	/** Until when access tokens of this session could still verify (ms). */
+	until: number;
+}
+
+/** merchants.point.created / merchants.point.updated: the point as it is now. */
+export interface PointChangedEvent { point: PointView }
+/** merchants.cabinet.registered */
+export interface CabinetRegisteredEvent extends PointChangedEvent { cabinet: { id: string; pointId: string; merchantId: string; doors: DoorEntry[] } }
+/** merchants.door.updated */
+export interface DoorUpdatedEvent extends PointChangedEvent { doorId: string; cabinetId: string; no: number; size: Size; disabled: boolean }
+
+/** What every door event carries. */
+export interface DoorEventBase {
+	doorId: string;
+	cabinetId: string;
+	pointId: string;
+	no: number;
+	size: string;
+	/** The door record's version that caused it: consumers dedupe by (doorId, version, event). */
+	version: number;
+	at: number;
+}
+/** doors.state.changed (broadcast to every read model) */
+export interface DoorStateChangedEvent extends DoorEventBase { state: DoorState; orderId: string | null; open: boolean; occupied: boolean }
+/** doors.door.deposited / doors.door.pickedUp / doors.reservation.expired */
+export interface DoorOrderEvent extends DoorEventBase { orderId: string | null }
+/** doors.anomaly */
+export interface DoorAnomalyEvent extends DoorEventBase { kind: string; detail: Record<string, unknown> }
+/** doors.cabinet.online / doors.cabinet.offline */
+export interface CabinetLinkEvent { cabinetId: string; pointId: string; reason: string; at: number }
