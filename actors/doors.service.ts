@@ -40,6 +40,8 @@ import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topic
 
 const TICK_MS = 1000;
 const DUE_BATCH = 200;
+/** An order's door event not acknowledged by then is delivered again later. */
+const ORDERS_TIMEOUT_MS = 3000;
 /** A catalog read that waits longer than this is asked again (of another merchants replica). */
 const CATALOG_TIMEOUT_MS = 2000;
 /** Warnings about one cabinet (lost leases, moved epochs): one line per minute at most. */
@@ -63,7 +65,7 @@ interface Vars {
 	owner: string;
 	hosts: Map<string, Promise<CabinetHost>>;
 	/** Cabinets being handed over right now (their lease is released at the end). */
-	handingOver: Map<string, Promise<void>>;
+	handingOver: Map<string, { host: CabinetHost; done: Promise<void> }>;
 	mqtt?: MqttClient;
 	redis?: IORedis;
 	timer?: NodeJS.Timeout;
@@ -201,8 +203,10 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					}
 					let host: CabinetHost;
 					try {
-						// A report never waits for a dying lease: the hardware node asks for a resync later.
-						host = await this.host(ctx.params.cabinetId);
+						// A host handing over still takes the cabinet's reports: the acks of its commands in
+						// flight, which the hand-over waits for, are among them. A report never waits for a
+						// dying lease either: the hardware node asks for a resync later.
+						host = this.handingOver.get(ctx.params.cabinetId)?.host ?? (await this.host(ctx.params.cabinetId));
 					} catch (err: any) {
 						if (err?.type === "NOT_FOUND") {
 							this.counters.unknownCabinet++;
@@ -297,7 +301,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			host(this: This, cabinetId: string): Promise<CabinetHost> {
 				if (!isCabinetId(cabinetId)) return Promise.reject(notFound("Cabinet", { cabinetId }));
 				let p = this.hosts.get(cabinetId);
-				const leaving = this.handingOver.get(cabinetId);
+				const leaving = this.handingOver.get(cabinetId)?.done;
 				if (!p && leaving) {
 					// Not a second host beside the one letting go (it would share the lease the first one
 					// releases): after the hand-over, the node placement names takes the cabinet.
@@ -316,6 +320,11 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 						// rest (deposits, expiries, anomalies) go to one instance of each consuming service.
 						emit: (event, payload) =>
 							void (event === "doors.state.changed" || event.startsWith("doors.cabinet.") ? this.broker.broadcast(event, payload) : this.broker.emit(event, payload)),
+						// Acknowledged: the event stays with the door until orders answered (it may be down now).
+						toOrders: async event => {
+							if (!this.broker.registry.getActionEndpoints("orders.applyDoorEvent")?.hasAvailable()) throw new Error("no orders service on the mesh");
+							await this.broker.call("orders.applyDoorEvent", event, { timeout: ORDERS_TIMEOUT_MS });
+						},
 						lost: (host, why) => {
 							deps.warn(`Cabinet ${host.id}: stopped commanding it at epoch ${host.epoch}: ${why}`);
 							if (this.hosts.get(host.id) === p) this.hosts.delete(host.id);
@@ -406,7 +415,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					this.hosts.delete(id);
 					if (!host) return;
 					const done = host.handOver(ownerOf(id, nodes)).finally(() => this.handingOver.delete(id));
-					this.handingOver.set(id, done);
+					this.handingOver.set(id, { host, done });
 					await done;
 					this.logger.info(`Handed cabinet ${id} over to ${ownerOf(id, nodes)}`);
 				}));
