@@ -14,11 +14,11 @@
  */
 import { Errors } from "moleculer";
 import {
-	beginOpen, disable, enable, isFree, isQuiet, newDoorRecord, nextDue, onAck, onAckTimeout, onAlarm, onReport, onTimer, release, reserve,
+	beginOpen, disable, enable, isFree, isQuiet, newDoorRecord, nextDue, onAck, onAckTimeout, onAlarm, onReport, onTimer, ORDER_EVENTS, release, reserve,
 	type AckResult, type DoorEffect, type DoorRecord, type OpenPurpose, type Outcome, type OutboxItem,
 } from "./door-machine";
 import type { DoorStore, SaveItem } from "./door-store";
-import type { DoorView } from "../domain/doors";
+import type { DoorView, OrderDoorEvent } from "../domain/doors";
 import { KeyedQueue } from "../lib/key-queue";
 import { AckWaiters } from "./ack-waiters";
 import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "../domain/protocol";
@@ -59,6 +59,8 @@ export interface HostDeps {
 	catalog(cabinetId: string): Promise<CatalogCabinet>;
 	send(cabinetId: string, cmd: Command): Promise<void>;
 	emit(event: string, payload: Record<string, unknown>): void;
+	/** Hands an order's door event to the orders service; resolves once it acknowledged. */
+	toOrders(event: OrderDoorEvent): Promise<void>;
 	/** The lease was lost: the service drops this host. */
 	lost(host: CabinetHost, why: string): void;
 	/** Something an operator should know (rate-limited by the service). */
@@ -70,6 +72,8 @@ export type { DoorView };
 interface Slot {
 	record: DoorRecord;
 	size: string;
+	/** Its events for orders are being delivered right now. */
+	relaying?: boolean;
 	/** The order whose reservation is queued in the mailbox right now (a race for one door ends here). */
 	reserving: string | null;
 }
@@ -97,8 +101,12 @@ const EVENT_NAMES: Record<DoorEffect["event"], string> = {
 	deposited: "doors.door.deposited",
 	pickedUp: "doors.door.pickedUp",
 	reservationExpired: "doors.reservation.expired",
+	closed: "doors.door.closed",
 	anomaly: "doors.anomaly",
 };
+
+/** Events kept per door for the orders service at most (older ones are dropped, with a warning). */
+const MAX_FOR_ORDERS = 32;
 
 /** A STALE_EPOCH answer moves the lease to a new epoch at most this often (never a loop). */
 const EPOCH_BUMP_INTERVAL_MS = 10_000;
@@ -375,6 +383,7 @@ export class CabinetHost {
 			if (due !== null && due <= now) {
 				await this.run(slot.record.no, s => this.commit(s, onTimer(s.record, this.deps.now(), settings.openTooLongMs))).catch(() => undefined);
 			}
+			void this.relayToOrders(slot); // events the orders service has not acknowledged yet
 		}
 		const idle = now - this.lastActivity > settings.idleMs;
 		if (idle && this.loaded && !this.acks.size && [...this.slots.values()].every(s => isQuiet(s.record) && this.mailbox.size(s.record.no) === 0)) {
@@ -533,7 +542,7 @@ export class CabinetHost {
 					const record = stored.get(d.no) ?? newDoorRecord(this.id, d.no, formatDoorId(this.id, d.no), d.disabled, now);
 					const slot: Slot = { record, size: d.size, reserving: null };
 					this.slots.set(d.no, slot);
-					if (record.outbox?.length) redeliver.push(slot);
+					if (record.outbox?.length || record.forOrders?.length) redeliver.push(slot);
 				}
 				this.loaded = true;
 				for (const slot of redeliver) this.deliver(slot); // a previous owner died between writing and emitting
@@ -582,11 +591,17 @@ export class CabinetHost {
 		return record;
 	}
 
-	/** Emits the outbox; it is written back empty with the next write (or tick). Consumers dedupe by (doorId, version, event). */
+	/**
+	 * Emits the outbox; it is written back empty with the next write (or tick). Consumers dedupe
+	 * by (doorId, version, event). Events of an order also go to the orders service, by an
+	 * acknowledged call, and stay in the record (`forOrders`) until it answered.
+	 */
 	private deliver(slot: Slot): void {
 		const items = slot.record.outbox ?? [];
-		if (!items.length) return;
+		if (!items.length) return void this.relayToOrders(slot);
 		const r = slot.record;
+		const forOrders = [...(r.forOrders ?? []), ...items.filter(i => ORDER_EVENTS.has(i.event) && i.detail?.orderId)];
+		if (forOrders.length > MAX_FOR_ORDERS) this.deps.warn(`Door ${r.doorId}: ${forOrders.length - MAX_FOR_ORDERS} event(s) for orders dropped (orders unreachable for long)`);
 		for (const item of items) {
 			const base = { doorId: r.doorId, cabinetId: r.cabinetId, pointId: this.cat.pointId, no: r.no, size: slot.size, version: item.version, at: item.at };
 			if (item.event === "changed") {
@@ -597,8 +612,32 @@ export class CabinetHost {
 				this.deps.emit(EVENT_NAMES[item.event], { ...base, ...(item.detail ?? {}) });
 			}
 		}
-		slot.record = { ...slot.record, outbox: [] };
+		slot.record = { ...slot.record, outbox: [], forOrders: forOrders.slice(-MAX_FOR_ORDERS) };
 		this.dirty.add(slot.record.no);
+		void this.relayToOrders(slot);
+	}
+
+	/** Delivers the door's events for orders, oldest first, each dropped from the record once acknowledged. */
+	private async relayToOrders(slot: Slot): Promise<void> {
+		if (slot.relaying || !slot.record.forOrders?.length) return;
+		slot.relaying = true;
+		try {
+			while (slot.record.forOrders?.length && !this.fenced) {
+				const item = slot.record.forOrders[0];
+				const r = slot.record;
+				await this.deps.toOrders({
+					eventId: `${r.doorId}:${item.version}:${item.event}`, event: item.event as OrderDoorEvent["event"], doorId: r.doorId, cabinetId: r.cabinetId,
+					orderId: String(item.detail!.orderId), version: item.version, at: item.at,
+					...(typeof item.detail?.occupied === "boolean" ? { occupied: item.detail.occupied } : {}),
+				});
+				slot.record = { ...slot.record, forOrders: (slot.record.forOrders ?? []).filter(i => i !== item) };
+				this.dirty.add(slot.record.no);
+			}
+		} catch {
+			// Orders unreachable: the tick tries again.
+		} finally {
+			slot.relaying = false;
+		}
 	}
 
 	private async flushDirty(): Promise<void> {

@@ -61,6 +61,11 @@ export interface DoorRecord {
 	 * emitted again by whoever loads the record next if the node died first.
 	 */
 	outbox?: OutboxItem[];
+	/**
+	 * Emitted events the orders service has not acknowledged yet (deposited,
+	 * picked up, closed, expired): delivered again until it answers.
+	 */
+	forOrders?: OutboxItem[];
 }
 
 export interface OutboxItem extends DoorEffect {
@@ -73,6 +78,8 @@ export type DoorEventName =
 	| "deposited" // closed on a bag for the order holding it
 	| "pickedUp" // closed empty after the pickup opening
 	| "reservationExpired"
+	/** The door of an order closed after an opening (with or without the bag in it). */
+	| "closed"
 	| "anomaly";
 
 export type AnomalyKind =
@@ -222,6 +229,7 @@ export function onReport(r: DoorRecord, report: { open: boolean; occupied?: bool
 	if (!report.open && r.open) {
 		patch.openSince = null;
 		patch.openAlerted = false;
+		if (r.orderId) effects.push({ event: "closed", detail: { orderId: r.orderId, occupied } });
 	}
 	// Decided on what the door holds once closed, not on seeing it close: a report may be
 	// missed (an owner died with it), and the next snapshot must still tell a bag went in or out.
@@ -279,4 +287,7 @@ export function onTimer(r: DoorRecord, now: number, openTooLongMs: number): Outc
 }
 
 /** Is the record free of work, so its actor may be passivated? */
-export const isQuiet = (r: DoorRecord) => !r.pending && !r.open && r.state !== "reserved";
+export const isQuiet = (r: DoorRecord) => !r.pending && !r.open && r.state !== "reserved" && !r.forOrders?.length;
+
+/** Door events the orders service must acknowledge (they carry an order id). */
+export const ORDER_EVENTS: ReadonlySet<DoorEventName> = new Set(["deposited", "pickedUp", "reservationExpired", "closed"]);

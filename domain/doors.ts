@@ -37,3 +37,18 @@ export interface ReleaseParams { doorId: string; orderId: string }
 export interface OpenParams { doorId: string; orderId: string; purpose: "deposit" | "pickup" }
 /** doors.report: whether the message was applied, or why it was dropped. */
 export type ReportAnswer = { applied: true } | { applied: false; dropped: "malformed" | "unknown cabinet" };
+
+/** A door event of an order, delivered to orders.applyDoorEvent until acknowledged. */
+export interface OrderDoorEvent {
+	/** `{doorId}:{version}:{event}`: the same event delivered again has the same id. */
+	eventId: string;
+	event: "deposited" | "pickedUp" | "reservationExpired" | "closed";
+	doorId: string;
+	cabinetId: string;
+	orderId: string;
+	/** The door record's version that caused it. */
+	version: number;
+	at: number;
+	/** For `closed`: whether the bag is in the door. */
+	occupied?: boolean;
+}

@@ -10,7 +10,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Errors, type Context, type ServiceSchema, type ServiceSettingSchema } from "moleculer";
 import ApiGateway from "moleculer-web";
 import type { Config } from "../config";
 import { createLimiterFactory } from "../lib/rate-limits";
@@ -71,6 +71,9 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 const REVOKED_KEY = "auth.revoked:";
+
+/** API.md: an Idempotency-Key is at most 255 characters (visible ASCII here). */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** A client's X-Request-Id is echoed in headers and logs: take it only if it is short and plain. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -150,6 +153,19 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 						await this.applyLimit(res, "ip", ip, "requests from your address");
 						const def = req.$alias?.action ? this.routeByAction.get(req.$alias.action) : undefined;
 						req.$routeDef = def; // read again by authorize()
+						if (def?.idempotent) {
+							const key = req.headers["idempotency-key"];
+							if (key !== undefined) {
+								if (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key)) {
+									throw new Errors.MoleculerClientError("Idempotency-Key must be 1–255 visible ASCII characters", 400, ErrorTypes.INVALID_IDEMPOTENCY_KEY);
+								}
+								ctx.meta.idempotencyKey = key;
+							}
+						}
+						if (def?.rawBody) {
+							ctx.meta.rawBody = req.rawBody?.toString("utf8") ?? "";
+							ctx.meta.headers = Object.fromEntries(def.rawBody.headers.map(h => [h, String(req.headers[h] ?? "").slice(0, 512)]));
+						}
 						if (def?.rateLimit === "credentials") {
 							await this.applyLimit(res, "credentials", ip, "sign-in attempts from your address");
 						}

@@ -19,6 +19,12 @@ export interface AppMeta {
 	viaGateway?: boolean;
 	requestId?: string;
 	clientIp?: string;
+	/** The `Idempotency-Key` header, on actions that declare `idempotent`. */
+	idempotencyKey?: string;
+	/** The body as received, on actions that declare `rawBody` (signature checks). */
+	rawBody?: string;
+	/** The request headers such an action named (lower-case). */
+	headers?: Record<string, string>;
 	/** HTTP status the gateway should answer with (moleculer-web). */
 	$statusCode?: number;
 	$responseHeaders?: Record<string, string>;

@@ -21,5 +21,12 @@ declare module "moleculer" {
 		rateLimit?: "credentials";
 		/** Per-action request timeout (ms), read by Moleculer's timeout middleware (missing from its typings). */
 		timeout?: number;
+		/** Honours the `Idempotency-Key` header (API.md "Conventions"): the gateway passes it on in `ctx.meta.idempotencyKey`. */
+		idempotent?: boolean;
+		/**
+		 * Signed by its sender over the raw body (payment notifications): the gateway passes the body as
+		 * received in `ctx.meta.rawBody` and these request headers in `ctx.meta.headers`.
+		 */
+		rawBody?: { headers: string[] };
 	}
 }

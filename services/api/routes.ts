@@ -18,6 +18,8 @@ export interface RouteDef {
 	auth: AccessRule;
 	rateLimit?: "credentials";
 	summary?: string;
+	idempotent?: boolean;
+	rawBody?: { headers: string[] };
 	params: Record<string, unknown>;
 	service: string;
 }
@@ -48,6 +50,8 @@ export function collectRoutes(schemas: Partial<ServiceSchema>[]): RouteDef[] {
 				auth: accessRuleOf(action)!,
 				rateLimit: action.rateLimit,
 				summary: action.summary,
+				idempotent: action.idempotent,
+				rawBody: action.rawBody,
 				params: (action.params ?? {}) as Record<string, unknown>,
 				service: schema.name!,
 			});

@@ -38,14 +38,16 @@ describe("door state machine", () => {
 		expect(events(opened)).toEqual(["changed"]); // not forced: the acked command's
 		r = ok(opened);
 		const closed = onReport(r, { open: false, occupied: true }, 5);
-		expect(events(closed)).toEqual(["changed", "deposited"]);
+		// "closed" tells the order the opening ended (with the bag in); "deposited" starts its storage time.
+		expect(events(closed)).toEqual(["changed", "closed", "deposited"]);
+		expect(closed.ok && closed.effects.find(e => e.event === "closed")?.detail).toEqual({ orderId: "o1", occupied: true });
 		r = ok(closed);
 		expect(r).toMatchObject({ state: "occupied", orderId: "o1", reservedUntil: null });
 		r = ok(beginOpen(r, { purpose: "pickup", orderId: "o1", cmdId: "C2", notAfter: 20_000 }, 6));
 		r = ok(onReport(r, { open: true }, 7)); // opening seen before the ack: the command ran
 		expect(r.pending).toBeNull();
 		const done = onReport(r, { open: false, occupied: false }, 8);
-		expect(events(done)).toEqual(["changed", "pickedUp"]);
+		expect(events(done)).toEqual(["changed", "closed", "pickedUp"]);
 		expect(ok(done)).toMatchObject({ state: "available", orderId: null });
 	});
 

@@ -29,6 +29,7 @@ function harness(bump: (epoch: number) => number | null) {
 		catalog: async () => ({ pointId: "pt_1", merchantId: "mer_1", doors: [{ no: 1, size: "M", disabled: false }], secret: "s" }),
 		send: async (_id, cmd) => void sent.push(cmd),
 		emit: () => undefined,
+		toOrders: async () => undefined,
 		lost: (_h, why) => void lost.push(why),
 		warn: () => undefined,
 	};

@@ -181,6 +181,7 @@ async function memory(redisUrl: string, registered: number, active: number, door
 		catalog: async () => ({ pointId: "pt_bench", merchantId: "mer_bench", doors, secret: "bench-secret" }),
 		send: async () => undefined,
 		emit: () => undefined,
+		toOrders: async () => undefined,
 		lost: () => undefined,
 		warn: () => undefined,
 	};
