@@ -7,7 +7,7 @@
  */
 import path from "node:path";
 
-export const ALL_SERVICES = ["api", "users", "merchants", "geo", "hardware", "doors"] as const;
+export const ALL_SERVICES = ["api", "users", "merchants", "geo", "hardware", "doors", "orders", "billing"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";
@@ -90,6 +90,15 @@ export interface Config {
 	};
 	admin: { username?: string; password?: string };
 	sandboxPaySecret: string;
+	payments: {
+		/** A payment still pending this long is asked about at its provider (its notification may never come). */
+		queryAfterMs: number;
+		/** A payment never paid is given up (failed) after this long. */
+		expireAfterMs: number;
+		sweepEveryMs: number;
+		/** A day is settled (its statement stored) this long after it ended. */
+		settleDelayMs: number;
+	};
 	mqtt: {
 		/** The platform's own MQTT account (full access to lockers/#): hardware bridge and door actors. */
 		username: string;
@@ -296,6 +305,12 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 		admin: { username: adminUsername, password: adminPassword },
 		sandboxPaySecret,
+		payments: {
+			queryAfterMs: int("PAYMENT_QUERY_AFTER_MS", 120_000, 1000, 86_400_000),
+			expireAfterMs: int("PAYMENT_EXPIRE_AFTER_MS", 30 * 60_000, 10_000, 7 * 86_400_000),
+			sweepEveryMs: int("PAYMENT_SWEEP_MS", 30_000, 200, 3_600_000),
+			settleDelayMs: int("SETTLE_DELAY_MS", 3_600_000, 0, 7 * 86_400_000),
+		},
 		cabinetSecretKey,
 		mqtt: {
 			username: str("MQTT_USERNAME") ?? "platform", password: mqttPassword, hookSecret: mqttHookSecret, shareGroup: str("MQTT_SHARE_GROUP") ?? "hardware",

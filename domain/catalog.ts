@@ -57,3 +57,14 @@ export interface PointView extends PointFields {
 	createdAt: string;
 	updatedAt: string;
 }
+
+/** What the orders service needs of a point (merchants.pointForOrder). */
+export interface PointForOrder {
+	id: string;
+	merchantId: string;
+	/** The merchant's commission rate now (an order keeps the one it was made with). */
+	commissionRate: number;
+	status: PointStatus;
+	pricing: Pricing;
+	cabinets: { id: string; doors: DoorEntry[] }[];
+}

@@ -10,6 +10,8 @@ import { createMerchantsService } from "./merchants.service";
 import { createGeoService } from "./geo.service";
 import { createHardwareService } from "./hardware.service";
 import { createDoorsService } from "../actors/doors.service";
+import { createOrdersService } from "./orders.service";
+import { createBillingService } from "./billing.service";
 
 export interface SchemaOptions {
 	/** Override the data directory (`null` = in-memory NeDB, for tests). */
@@ -24,6 +26,8 @@ export function createDomainSchemas(config: Config, opts: SchemaOptions = {}): P
 		geo: createGeoService(config),
 		hardware: createHardwareService(config),
 		doors: createDoorsService(config, opts),
+		orders: createOrdersService(config, opts),
+		billing: createBillingService(config, opts),
 	};
 }
 

@@ -25,6 +25,7 @@ import type { DoorView as LiveDoorView } from "../domain/doors";
 import { seedDemoFleet } from "./merchants/demo-fleet";
 import { CATALOG_ENTITIES, doorId, enabledDoorCounts, parseDoorId, toPointView, type AuditDoc, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./merchants/model";
 import type { CabinetRegisteredEvent, DoorUpdatedEvent, PointChangedEvent } from "../types/events";
+import type { PointForOrder } from "../domain/catalog";
 import { DEFAULT_PRICING, POINT_STATUSES, SIZES, type PointView, type Pricing, type Size, type DoorEntry } from "../domain/catalog";
 import path from "node:path";
 
@@ -506,6 +507,27 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const c = await this.repos.cabinets.findById(ctx.params.id);
 					if (!c) throw notFound("Cabinet", { id: ctx.params.id });
 					return { id: c._id, pointId: c.pointId, merchantId: c.merchantId, doors: c.doors, secretNonce: c.secretNonce };
+				},
+			},
+
+			/**
+			 * Internal (orders): what an order needs of a point — its merchant and commission rate,
+			 * its status and tariff, and its cabinets with their doors, fullest first.
+			 */
+			pointForOrder: {
+				visibility: "public",
+				params: { pointId: idParam },
+				async handler(this: This, ctx: Context<{ pointId: string }>): Promise<PointForOrder> {
+					const point = await this.repos.points.findById(ctx.params.pointId);
+					if (!point) throw notFound("Point", { id: ctx.params.pointId });
+					const [merchant, cabinets] = await Promise.all([
+						this.repos.merchants.findById(point.merchantId),
+						this.repos.cabinets.find({ query: { pointId: point._id }, sort: "_id" }),
+					]);
+					return {
+						id: point._id, merchantId: point.merchantId, commissionRate: merchant?.commissionRate ?? 0, status: point.status, pricing: point.pricing,
+						cabinets: cabinets.map(c => ({ id: c._id, doors: c.doors })),
+					};
 				},
 			},
 

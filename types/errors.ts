@@ -32,6 +32,7 @@ export const ErrorTypes = {
 	SESSION_REVOKED: "SESSION_REVOKED",
 	REFRESH_TOKEN_REUSED: "REFRESH_TOKEN_REUSED",
 	LOGIN_THROTTLED: "LOGIN_THROTTLED",
+	INVALID_SIGNATURE: "INVALID_SIGNATURE",
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];

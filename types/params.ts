@@ -20,5 +20,9 @@ export interface Page<T> extends PageParams {
 	total: number;
 }
 
+/** An id the platform issued: a short lower-case prefix, "_", then base64url (e.g. `ord_…`, `mer_…`). */
+export const ID_PATTERN = /^[a-z]{2,4}_[A-Za-z0-9_-]{6,40}$/;
+export const idParam = { type: "string", min: 5, max: 64, pattern: ID_PATTERN } as const;
+
 export const latParam = { type: "number", min: -90, max: 90 };
 export const lngParam = { type: "number", min: -180, max: 180 };
