@@ -138,6 +138,8 @@ export interface Config {
 	};
 	rateLimit: RateLimitConfig;
 	loginThrottle: LoginThrottleConfig;
+	/** Test only (lib/crash-points.ts): points where the process kills itself. */
+	crashPoints: string[];
 }
 
 export class ConfigError extends Error {
@@ -341,6 +343,7 @@ export function loadConfig(env: Env = process.env): Config {
 			authPerWindow: int("RATE_LIMIT_AUTH", 30, 1, 1e9),
 			windowMs: int("RATE_LIMIT_WINDOW_MS", 60_000, 1000, 3_600_000),
 		},
+		crashPoints: (str("CRASH_POINTS") ?? "").split(",").map(s => s.trim()).filter(Boolean),
 		loginThrottle: {
 			slowAfter: int("LOGIN_SLOW_AFTER", 5, 1, 1000),
 			lockAfter: int("LOGIN_LOCK_AFTER", 10, 1, 1000),
@@ -350,6 +353,7 @@ export function loadConfig(env: Env = process.env): Config {
 		},
 	};
 	config.doors.callTimeoutMs = config.doors.commandTimeoutMs + Math.ceil(config.doors.leaseTtlMs / 2) + 1000;
+	if (production && config.crashPoints.length) problems.push("CRASH_POINTS is for tests and is refused in production");
 	if (production && config.metricsToken !== undefined && config.metricsToken.length < 32) {
 		problems.push("METRICS_TOKEN must be at least 32 characters in production");
 	}

@@ -30,6 +30,7 @@ import {
 	captureEntries, dayRange, reconcile as reconcileLedger, refundEntries, settle, shanghaiDay,
 	type LedgerEntry, type Mismatch, type PaymentFacts, type Settlement,
 } from "./billing/ledger";
+import { crashPoint } from "../lib/crash-points";
 import { SANDBOX_SIGNATURE_HEADER, SandboxProvider, SandboxTxnEntity, type PaymentProvider, type ProviderNotification, type SandboxTxnDoc } from "./billing/providers";
 
 interface RefundRecord {
@@ -414,6 +415,7 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 					]),
 				);
 				if (moved !== 1) return "already";
+				crashPoint(config.crashPoints, "billing.captured"); // captured, the ledger not written yet
 				this.logger.info(`Payment ${p._id} captured: ${p.amountFen} fen for order ${p.orderId} (${via})`);
 				this.broker.emit("billing.payment.captured", { paymentId: p._id, orderId: p.orderId, merchantId: p.merchantId, amountFen: p.amountFen });
 				void this.relay.relayById(p._id);

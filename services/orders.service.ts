@@ -21,6 +21,7 @@ import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import type { Repository } from "../mixins/repository";
 import { IdempotencyKeys, idempotencyEntity, type IdempotencyDoc } from "../mixins/idempotency";
 import { callDoors } from "../lib/door-client";
+import { crashPoint } from "../lib/crash-points";
 import { SIZES, type PointForOrder, type Size } from "../domain/catalog";
 import type { DoorView, OrderDoorEvent } from "../domain/doors";
 import type { CreatePaymentParams, PaymentCapturedNotice, PaymentView, RefundParams, RefundView } from "../domain/billing";
@@ -373,6 +374,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					if (!order) return; // a reservation whose order was never written (it expires by itself)
 					if (order.doorEvents?.includes(eventId) || doorVersion < order.doorVersion) return;
 					const set = onDoor(order, signal);
+					if (signal.kind === "deposited") crashPoint(config.crashPoints, "orders.deposited"); // the door closed on the bag, the order not stored yet
 					const moved = await this.repos.orders.updateWhere(
 						{ _id: order._id, version: order.version },
 						{

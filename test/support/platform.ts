@@ -46,7 +46,7 @@ export interface TestPlatform {
 }
 
 /** The whole platform in this process, as `npm start` runs it but with in-memory storage. */
-export async function startTestPlatform(env: Record<string, string> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(env: Record<string, string> = {}, opts: { dataDir?: string } = {}): Promise<TestPlatform> {
 	const config = loadConfig({
 		NODE_ENV: "test",
 		PORT: "0",
@@ -60,7 +60,8 @@ export async function startTestPlatform(env: Record<string, string> = {}): Promi
 		...(process.env.MONGO_URI ? { MONGO_URI: process.env.MONGO_URI } : {}),
 		...env,
 	});
-	const node = await startNode(config, { dataDir: null });
+	// In memory unless a test needs its data to outlive a service it stops and starts again.
+	const node = await startNode(config, { dataDir: opts.dataDir ?? null });
 	const api = node.broker.getLocalService("api") as unknown as { server: { address(): AddressInfo } };
 	const url = `http://127.0.0.1:${api.server.address().port}`;
 	return { node, config, url, api: httpClient(url), stop: () => node.stop() };
