@@ -52,6 +52,7 @@ export class Repository<T extends { _id: string }> {
 
 	async connect(): Promise<void> {
 		await this.adapter.connect();
+		if (!this.adapter.model) useNativeNedbPromises(this.adapter.db);
 		if (this.adapter.model) {
 			await this.adapter.model.createIndexes();
 			return;
@@ -159,4 +160,23 @@ export class Repository<T extends { _id: string }> {
 		const e = err as { code?: number; errorType?: string; writeErrors?: { code?: number }[] } | undefined;
 		return e?.code === 11000 || e?.errorType === "uniqueViolated" || e?.writeErrors?.[0]?.code === 11000;
 	}
+}
+
+/**
+ * moleculer-db's NeDB adapter wraps the datastore's methods in util.promisify,
+ * `update` even around a function that returns a promise — Node then builds a
+ * DEP0174 deprecation warning on every write (and prints it). @seald-io/nedb
+ * has promise methods of its own: use those, with the answers the adapter
+ * expects (`update` → [numAffected, affectedDocuments]).
+ */
+function useNativeNedbPromises(db: any): void {
+	if (!db || typeof db.updateAsync !== "function") return;
+	db.insert = (doc: unknown) => db.insertAsync(doc);
+	db.findOne = (query: unknown, projection?: unknown) => db.findOneAsync(query, projection);
+	db.count = (query: unknown) => db.countAsync(query);
+	db.remove = (query: unknown, options?: unknown) => db.removeAsync(query, options);
+	db.ensureIndex = (options: unknown) => db.ensureIndexAsync(options);
+	db.removeIndex = (field: string) => db.removeIndexAsync(field);
+	db.update = (query: unknown, update: unknown, options?: unknown) =>
+		db.updateAsync(query, update, options).then((r: { numAffected: number; affectedDocuments: unknown }) => [r.numAffected, r.affectedDocuments]);
 }

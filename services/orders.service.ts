@@ -131,11 +131,13 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 						if (point.status !== "active") throw conflict("This storage point is not taking bags now", "POINT_NOT_ACTIVE", { pointId: point.id });
 						const orderId = this.repos.orders.newId();
 						const ttlSec = config.reservationTtlSec;
-						// Cabinets with a door of the size, the most such doors first: one full cabinet costs one call.
+						// Cabinets with a door of the size, in a random order weighted by how many such doors
+						// each has: people arriving together spread over the cabinets instead of queuing at one.
 						const candidates = point.cabinets
 							.map(c => ({ id: c.id, n: c.doors.filter(d => d.size === ctx.params.size && !d.disabled).length }))
 							.filter(c => c.n > 0)
-							.sort((a, b) => b.n - a.n);
+							.map(c => ({ ...c, key: Math.random() ** (1 / c.n) }))
+							.sort((a, b) => b.key - a.key);
 						let door: DoorView | null = null;
 						for (const c of candidates) {
 							door = await callDoors<DoorView | null>(ctx, this.broker, "reserveAny", { cabinetId: c.id, size: ctx.params.size, orderId, ttlSec }, c.id, doorCall).catch(err => {
@@ -211,10 +213,15 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 						throw conflict(`Order ${order._id} is ${order.status}: the door opens for a deposit while reserved, for a pickup once paid`, "INVALID_ORDER_STATE", { status: order.status });
 					}
 					await callDoors(ctx, this.broker, "open", { doorId: order.doorId, orderId: order._id, purpose }, order.cabinetId, doorCall);
-					// The cabinet acked: the door is open. (Its close may already have moved the order on.)
-					const now = await this.repos.orders.findById(order._id);
-					const change = purpose === "deposit" ? depositOpened(now!) : pickupOpened(now!);
-					return toOrderView(change.ok ? await this.move(now!, change) : now!);
+					// The cabinet acked: the door is open. Its close may already have moved the order on (the
+					// door's news can overtake this answer): then the order is answered as it is now.
+					for (let attempt = 0; ; attempt++) {
+						const now = (await this.repos.orders.findById(order._id))!;
+						const change = purpose === "deposit" ? depositOpened(now) : pickupOpened(now);
+						if (!change.ok || !Object.keys(change.set).length || attempt === 5) return toOrderView(now);
+						const set = { ...change.set, version: now.version + 1, updatedAt: new Date() };
+						if ((await this.repos.orders.updateWhere({ _id: now._id, version: now.version }, { $set: set })) === 1) return toOrderView({ ...now, ...set });
+					}
 				},
 			},
 

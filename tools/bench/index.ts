@@ -16,6 +16,7 @@ interface BenchmarkModule {
 const BENCHMARKS: Record<string, { summary: string; load: () => Promise<BenchmarkModule> }> = {
 	gateway: { summary: "GET /api/v1/me through the gateway (embedded, over NATS) vs plain node:http", load: () => import("./gateway") },
 	doors: { summary: "door opens end to end vs the raw MQTT round trip through Mosquitto; door actor memory", load: () => import("./doors") },
+	orders: { summary: "complete order lifecycles per second through REST (reserve → deposit → pay → pickup), embedded and distributed", load: () => import("./orders") },
 	geo: { summary: "nearest 20 over 100 000 points: our H3 index vs geokdbush, Redis, brute force; GET /api/v1/points/nearby over HTTP", load: () => import("./geo") },
 };
 
