@@ -21,6 +21,7 @@ import type { DoorStore, SaveItem } from "./door-store";
 import type { DoorView, OrderDoorEvent } from "../domain/doors";
 import { KeyedQueue } from "../lib/key-queue";
 import { AckWaiters } from "./ack-waiters";
+import { deliverInOrder } from "../mixins/outbox";
 import { formatDoorId, isNewer, newCmdId, signCommand, type CabinetMessage, type Command } from "../domain/protocol";
 
 export interface HostSettings {
@@ -622,16 +623,20 @@ export class CabinetHost {
 		if (slot.relaying || !slot.record.forOrders?.length) return;
 		slot.relaying = true;
 		try {
-			while (slot.record.forOrders?.length && !this.fenced) {
-				const item = slot.record.forOrders[0];
-				const r = slot.record;
-				await this.deps.toOrders({
-					eventId: `${r.doorId}:${item.version}:${item.event}`, event: item.event as OrderDoorEvent["event"], doorId: r.doorId, cabinetId: r.cabinetId,
-					orderId: String(item.detail!.orderId), version: item.version, at: item.at,
-					...(typeof item.detail?.occupied === "boolean" ? { occupied: item.detail.occupied } : {}),
-				});
-				slot.record = { ...slot.record, forOrders: (slot.record.forOrders ?? []).filter(i => i !== item) };
-				this.dirty.add(slot.record.no);
+			// Again while events arrived during a round (they are appended behind those being delivered).
+			for (let r = slot.record; r.forOrders?.length && !this.fenced; r = slot.record) {
+				await deliverInOrder(
+					r.forOrders,
+					item => this.deps.toOrders({
+						eventId: `${r.doorId}:${item.version}:${item.event}`, event: item.event as OrderDoorEvent["event"], doorId: r.doorId, cabinetId: r.cabinetId,
+						orderId: String(item.detail!.orderId), version: item.version, at: item.at,
+						...(typeof item.detail?.occupied === "boolean" ? { occupied: item.detail.occupied } : {}),
+					}),
+					item => {
+						slot.record = { ...slot.record, forOrders: (slot.record.forOrders ?? []).filter(i => i !== item) };
+						this.dirty.add(slot.record.no);
+					},
+				);
 			}
 		} catch {
 			// Orders unreachable: the tick tries again.
@@ -639,6 +644,7 @@ export class CabinetHost {
 			slot.relaying = false;
 		}
 	}
+
 
 	private async flushDirty(): Promise<void> {
 		const records = [...this.dirty].map(no => this.slots.get(no)).filter((s): s is Slot => !!s && this.mailbox.size(s.record.no) === 0);

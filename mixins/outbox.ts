@@ -38,6 +38,21 @@ export function withOutbox(update: Record<string, unknown>, items: OutboxItem[],
 	return { ...update, $set: { ...set, outboxAt: now }, $push: { ...push, outbox: { $each: items } } };
 }
 
+/**
+ * The relay's rule, for any outbox: deliver items oldest first, drop each only
+ * once its delivery answered, stop at the first failure (the rest keep their
+ * order for the next try). True when all were delivered. The door actors use
+ * it for their records' events to orders (their records live in the door
+ * store, not a repository); OutboxRelay for repository documents.
+ */
+export async function deliverInOrder<T>(items: readonly T[], deliver: (item: T) => Promise<unknown>, delivered: (item: T) => Promise<unknown> | unknown): Promise<boolean> {
+	for (const item of items) {
+		await deliver(item);
+		await delivered(item);
+	}
+	return true;
+}
+
 export interface RelayOptions<D extends OutboxFields> {
 	repo: Repository<D>;
 	deliver(item: OutboxItem): Promise<unknown>;
@@ -60,10 +75,7 @@ export class OutboxRelay<D extends OutboxFields> {
 		if (this.busy.has(doc._id)) return;
 		this.busy.add(doc._id);
 		try {
-			for (const item of doc.outbox ?? []) {
-				await this.opts.deliver(item);
-				await this.opts.repo.updateWhere({ _id: doc._id }, { $pull: { outbox: { id: item.id } } });
-			}
+			await deliverInOrder(doc.outbox ?? [], item => this.opts.deliver(item), item => this.opts.repo.updateWhere({ _id: doc._id }, { $pull: { outbox: { id: item.id } } }));
 			await this.opts.repo.updateWhere({ _id: doc._id, outbox: { $size: 0 } }, { $set: { outboxAt: null } });
 		} catch (err) {
 			this.opts.logger?.warn(`Outbox of ${doc._id}: delivery failed, kept for the next try (${(err as Error).message})`);

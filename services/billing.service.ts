@@ -42,13 +42,8 @@ interface RefundRecord {
 	at: Date;
 }
 
-export interface PaymentDoc extends OutboxFields {
-	orderId: string;
-	userId: string;
-	merchantId: string;
-	pointId: string;
-	amountFen: number;
-	commissionRate: number;
+/** A payment is what checkout asked for, and what became of it. */
+export interface PaymentDoc extends OutboxFields, CreatePaymentParams {
 	status: PaymentStatus;
 	provider: string;
 	providerTxnId: string | null;

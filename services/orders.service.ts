@@ -42,7 +42,7 @@ export const OrderEntity: EntityDefinition = {
 		userId: "string", pointId: "string", merchantId: "string", cabinetId: "string", doorId: "string", doorNo: "number", size: "string",
 		status: "string", version: "number", pricing: "object", commissionRate: "number", reservedUntil: "date", storedFrom: "date",
 		paymentId: "string", amountFen: "number", paidAt: "date", completedAt: "date", endedAt: "date", doorVersion: "number",
-		doorEvents: "array", anomalies: "array", createdAt: "date", updatedAt: "date",
+		doorEvents: "array", anomalies: "array", refundProposed: "object", createdAt: "date", updatedAt: "date",
 	},
 	indexes: [{ fields: { userId: 1, createdAt: -1 } }, { fields: { merchantId: 1, createdAt: -1 } }, { fields: { status: 1 } }, { fields: { doorId: 1 } }],
 };
@@ -64,19 +64,23 @@ export interface OrderView {
 	paidAt: string | null;
 	completedAt: string | null;
 	anomalies: string[];
+	/** The platform is at fault (the pickup door would not open): a refund waits for an operator's confirmation. */
+	refundProposed: { reason: string; at: string } | null;
 	createdAt: string;
 	updatedAt: string;
 }
 
-type Doc = OrderDoc & { doorEvents?: string[] };
+type Doc = OrderDoc & { doorEvents?: string[]; refundProposed?: { reason: string; at: Date } | null };
 
 const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : null);
 
-export function toOrderView(o: OrderDoc): OrderView {
+export function toOrderView(o: Doc): OrderView {
 	return {
 		id: o._id, userId: o.userId, pointId: o.pointId, cabinetId: o.cabinetId, doorId: o.doorId, doorNo: o.doorNo, size: o.size, status: o.status,
 		reservedUntil: new Date(o.reservedUntil).toISOString(), storedFrom: iso(o.storedFrom), paymentId: o.paymentId, amountFen: o.amountFen,
-		paidAt: iso(o.paidAt), completedAt: iso(o.completedAt), anomalies: o.anomalies ?? [], createdAt: new Date(o.createdAt).toISOString(),
+		paidAt: iso(o.paidAt), completedAt: iso(o.completedAt), anomalies: o.anomalies ?? [],
+		refundProposed: o.refundProposed ? { reason: o.refundProposed.reason, at: new Date(o.refundProposed.at).toISOString() } : null,
+		createdAt: new Date(o.createdAt).toISOString(),
 		updatedAt: new Date(o.updatedAt).toISOString(),
 	};
 }
@@ -90,6 +94,7 @@ interface Methods {
 	move(order: Doc, change: Change | { ok: true; set: Partial<OrderDoc> }, extra?: Record<string, unknown>): Promise<Doc>;
 	applySignal(orderId: string, signal: DoorSignal, eventId: string, doorVersion: number): Promise<void>;
 	catchUp(): Promise<number>;
+	proposeRefund(order: Doc, reason: string): Promise<void>;
 	checkWithDoor(order: Doc): Promise<void>;
 }
 
@@ -155,7 +160,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 								doorId: door.id, doorNo: door.no, size: ctx.params.size, status: "reserved", version: 1, pricing: point.pricing[ctx.params.size],
 								commissionRate: point.commissionRate, reservedUntil: door.reservedUntil ? new Date(door.reservedUntil) : new Date(now.getTime() + ttlSec * 1000),
 								storedFrom: null, paymentId: null, amountFen: null, paidAt: null, completedAt: null, endedAt: null, doorVersion: door.version,
-								doorEvents: [], anomalies: [], createdAt: now, updatedAt: now,
+								doorEvents: [], anomalies: [], refundProposed: null, createdAt: now, updatedAt: now,
 							});
 							ctx.meta.$statusCode = 201;
 							return toOrderView(order);
@@ -212,7 +217,12 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					if (!purpose) {
 						throw conflict(`Order ${order._id} is ${order.status}: the door opens for a deposit while reserved, for a pickup once paid`, "INVALID_ORDER_STATE", { status: order.status });
 					}
-					await callDoors(ctx, this.broker, "open", { doorId: order.doorId, orderId: order._id, purpose }, order.cabinetId, doorCall);
+					await callDoors(ctx, this.broker, "open", { doorId: order.doorId, orderId: order._id, purpose }, order.cabinetId, doorCall).catch(async err => {
+						// The bag is paid for and the door will not give it back: the platform is at fault. A refund
+						// is proposed at once; an operator confirms it (POST /orders/:id/refund) once the bag is out.
+						if (purpose === "pickup" && err?.type === "DOOR_FAULT") await this.proposeRefund(order, `pickup door fault: ${err.data?.error ?? err.message}`);
+						throw err;
+					});
 					// The cabinet acked: the door is open. Its close may already have moved the order on (the
 					// door's news can overtake this answer): then the order is answered as it is now.
 					for (let attempt = 0; ; attempt++) {
@@ -292,10 +302,13 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 						const order = await this.load(ctx, ctx.params.id, "reader");
 						if (!order.paymentId) throw conflict(`Order ${order._id} has no captured payment`, "NOTHING_TO_REFUND", { status: order.status });
 						ctx.meta.$statusCode = 201;
-						return ctx.call<RefundView, RefundParams>("billing.refund", {
+						const refund = await ctx.call<RefundView, RefundParams>("billing.refund", {
 							orderId: order._id, paymentId: order.paymentId, amountFen: ctx.params.amountFen, reason: ctx.params.reason, actorId: ctx.meta.user!.id,
 							requestId: ctx.meta.idempotencyKey ?? ctx.requestID ?? `${Date.now()}`,
 						});
+						// A proposed refund is confirmed by this one.
+						if (order.refundProposed) await this.repos.orders.updateWhere({ _id: order._id }, { $set: { refundProposed: null, updatedAt: new Date() } });
+						return refund;
 					});
 				},
 			},
@@ -395,6 +408,15 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					}
 				}
 				throw new Errors.MoleculerRetryableError("Order busy; deliver again", 503, "ORDER_BUSY");
+			},
+
+			/** Marks a refund as due (the platform is at fault), once per order; operators are told. */
+			async proposeRefund(this: This, order: Doc, reason: string) {
+				if (order.refundProposed) return;
+				const moved = await this.repos.orders.updateWhere({ _id: order._id, refundProposed: null }, { $set: { refundProposed: { reason, at: new Date() }, updatedAt: new Date() } });
+				if (moved !== 1) return;
+				this.logger.warn(`Order ${order._id}: refund proposed (${reason}); an operator confirms it`);
+				this.broker.emit("orders.refund.proposed", { orderId: order._id, paymentId: order.paymentId, amountFen: order.amountFen, reason });
 			},
 
 			/** One order against its door's live state. */

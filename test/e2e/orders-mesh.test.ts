@@ -25,16 +25,27 @@ describe("orders, billing and doors on separate nodes", () => {
 	const nodes: NodeProcess[] = [];
 	const sims: SimulatedCabinet[] = [];
 	let api: Client;
+	/** The first test's point and merchant, reused by the second. */
+	let pointId = "";
+	let merchantId = "";
 	const common = {
 		TRANSPORTER: NATS, REDIS_URL: REDIS, MQTT_URL: MQTT, NAMESPACE: namespace, MQTT_SHARE_GROUP: `hw-${process.pid}`, ADMIN_PASSWORD,
 		CABINET_SECRET_KEY: "e2e-orders-cabinet-secret-key-0123456789", HEARTBEAT_SEC: "2", DEMO_SEED: "false",
 		RATE_LIMIT_IP: "1000000", RATE_LIMIT_USER: "1000000", RATE_LIMIT_AUTH: "1000000",
 	};
+	const dirOf = new Map<string, string>();
+	const byName = new Map<string, NodeProcess>();
+	/** A node of its own data directory (kept across restarts of the same name). */
 	const node = (name: string, env: Record<string, string>) => {
-		const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lockers-${name}-`));
-		dirs.push(dir);
-		const n = spawnNode(name, { ...common, DATA_DIR: dir, NODE_ID: `${namespace}-${name}`, ...env });
+		let dir = dirOf.get(name);
+		if (!dir) {
+			dir = fs.mkdtempSync(path.join(os.tmpdir(), `lockers-${name}-`));
+			dirs.push(dir);
+			dirOf.set(name, dir);
+		}
+		const n = spawnNode(name, { ...common, DATA_DIR: dir, ...env });
 		nodes.push(n);
+		byName.set(name, n);
 		return n;
 	};
 
@@ -60,6 +71,8 @@ describe("orders, billing and doors on separate nodes", () => {
 		expect((await A("POST", "/api/v1/cities", { code, name: "网格城", lat: 31, lng: 121 })).status).toBe(201);
 		const merchant = (await A("POST", "/api/v1/merchants", { name: "网格商户", contactPhone: "+86 21 5555 0202", commissionRate: 0.2 })).body;
 		const point = (await A("POST", "/api/v1/points", { merchantId: merchant.id, cityCode: code, name: "网格点", address: "网格路3号", lat: 31, lng: 121 })).body;
+		pointId = point.id;
+		merchantId = merchant.id;
 		const doors = [1, 2, 3, 4].map(no => ({ no, size: "M" as const }));
 		for (let i = 0; i < 3; i++) {
 			const cab = (await A("POST", "/api/v1/cabinets", { pointId: point.id, doors })).body;
@@ -94,5 +107,38 @@ describe("orders, billing and doors on separate nodes", () => {
 		const statement = (await A("GET", `/api/v1/merchants/${merchant.id}/settlements?from=${day}&to=${day}`)).body.rows[0];
 		expect(statement).toMatchObject({ grossFen: 6400, commissionFen: 1280, refundsFen: 0, netFen: 5120 });
 		expect((await A("GET", `/api/v1/admin/reconciliation?date=${day}`)).body.mismatches).toEqual([]);
+	});
+
+	it("kill -9 of the billing node between 'captured' and 'ledger written': after its restart the ledger is complete and the order paid", async () => {
+		const admin = (await api("POST", "/api/v1/auth/login", { login: "admin", password: ADMIN_PASSWORD })).body.accessToken;
+		const A = (m: string, p: string, b?: unknown) => api(m, p, b, { token: admin });
+		const point = pointId;
+		expect(point).not.toBe("");
+		// Billing again, this time dying right after it captured a payment.
+		await byName.get("billing")!.stop();
+		const dying = node("billing", { SERVICES: "billing", CRASH_POINTS: "billing.captured" });
+		const token = (await api("POST", "/api/v1/auth/register", { phone: newPhone(), password: "mesh-user-pass-2" })).body.accessToken as string;
+		const U = (m: string, p: string, b?: unknown) => api(m, p, b, { token });
+		const o = (await U("POST", "/api/v1/orders", { pointId: point, size: "M" })).body;
+		await U("POST", `/api/v1/orders/${o.id}/open`);
+		await until("stored", async () => (await U("GET", `/api/v1/orders/${o.id}`)).body.status === "stored", 20_000);
+		const pay = await until("billing back", async () => (await U("POST", `/api/v1/orders/${o.id}/checkout`)).body.payment, 30_000);
+		const died = new Promise<void>(resolve => dying.proc.once("exit", () => resolve()));
+		await U("POST", `/api/v1/payments/${pay.id}/sandbox-pay`, {}).catch(() => undefined);
+		await died;
+		expect(dying.proc.signalCode).toBe("SIGKILL");
+		expect((await U("GET", `/api/v1/orders/${o.id}`)).body.status).toBe("paying");
+
+		node("billing", { SERVICES: "billing" });
+		await until("paid after billing's restart", async () => (await U("GET", `/api/v1/orders/${o.id}`)).body.status === "paid", 30_000);
+		await until("the ledger written", async () => {
+			const rows = (await A("GET", `/api/v1/merchants/${merchantId}/ledger?pageSize=100`)).body.rows?.filter((e: any) => e.paymentId === pay.id) ?? [];
+			return rows.length === 3 ? rows : undefined;
+		}, 20_000);
+		const day = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+		await until("reconciled", async () => {
+			const r = (await A("GET", `/api/v1/admin/reconciliation?date=${day}`)).body;
+			return r.mismatches?.length === 0 && r.inFlight?.length === 0 && r.payments >= 9 ? r : undefined;
+		}, 20_000);
 	});
 });

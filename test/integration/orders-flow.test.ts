@@ -163,4 +163,27 @@ describe("rules around it", () => {
 		const day = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
 		expect((await p.api("GET", `/api/v1/admin/reconciliation?date=${day}`, undefined, { token: admin })).body.mismatches).toEqual([]);
 	});
+
+	it("a paid bag behind a door that will not open: DOOR_FAULT, a refund proposed, confirmed by an operator", async () => {
+		const token = await user();
+		const o = (await p.api("POST", "/api/v1/orders", { pointId: cab.pointId, size: "M" }, { token })).body;
+		await p.api("POST", `/api/v1/orders/${o.id}/open`, undefined, { token });
+		await until("stored", async () => (await statusOf(o.id, token)) === "stored");
+		const pay = (await p.api("POST", `/api/v1/orders/${o.id}/checkout`, undefined, { token })).body.payment;
+		await p.api("POST", `/api/v1/payments/${pay.id}/sandbox-pay`, {}, { token });
+		await until("paid", async () => (await statusOf(o.id, token)) === "paid");
+		(sim as unknown as { opts: { jamRate: number } }).opts.jamRate = 1; // the lock will not release
+		try {
+			expect(await p.api("POST", `/api/v1/orders/${o.id}/open`, undefined, { token })).toMatchObject({ status: 409, body: { type: "DOOR_FAULT" } });
+		} finally {
+			(sim as unknown as { opts: { jamRate: number } }).opts.jamRate = 0;
+		}
+		expect((await order(o.id, token)).body).toMatchObject({ status: "paid", refundProposed: { reason: expect.stringContaining("JAMMED") } });
+		const refund = await p.api("POST", `/api/v1/orders/${o.id}/refund`, { reason: "door jammed, bag handed over by staff" }, { token: admin });
+		expect(refund).toMatchObject({ status: 201, body: { amountFen: pay.amountFen } });
+		expect((await order(o.id, token)).body.refundProposed).toBeNull();
+		// The jammed door is marked faulty; an operator clears it after looking.
+		expect(await broker.call<any, any>("doors.get", { doorId: o.doorId })).toMatchObject({ state: "fault" });
+		await broker.call("doors.setDisabled", { doorId: o.doorId, disabled: false });
+	});
 });
