@@ -18,6 +18,7 @@ import path from "node:path";
 import DbService from "moleculer-db";
 import { Repository } from "./repository";
 import { ensurePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
+import { installNedbFileHandles } from "../lib/nedb-file-handles";
 import MongooseAdapter from "moleculer-db-adapter-mongoose";
 import mongoose from "mongoose";
 import type { ServiceSchema } from "moleculer";
@@ -99,6 +100,7 @@ export function createAdapter(entity: EntityDefinition, db: DbConfig): unknown {
 	if (db.mongoUri) return new MongooseAdapter(db.mongoUri, { serverSelectionTimeoutMS: 5000 });
 	if (db.dataDir === null) return new DbService.MemoryAdapter({ inMemoryOnly: true });
 	ensurePrivateDir(db.dataDir);
+	installNedbFileHandles();
 	// NeDB rewrites its file on load and compaction, so an older 0644 file is 0600 after the first start.
 	return new DbService.MemoryAdapter({ filename: nedbFilename(entity, db.dataDir), modes: { fileMode: PRIVATE_FILE_MODE, dirMode: PRIVATE_DIR_MODE } });
 }
