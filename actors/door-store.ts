@@ -220,24 +220,32 @@ export class RedisDoorStore implements DoorStore {
 // ---------------------------------------------------------------------------
 // Embedded
 
+/**
+ * The embedded store's documents, all in one collection: per cabinet its epoch
+ * (`_id` = cabinet id), per door its record (`_id` = door id), so a change of
+ * one door rewrites one small document, not its whole cabinet. (Documents of
+ * an earlier version held every door of the cabinet in `doors`: still read.)
+ */
 export interface DoorCabinetDoc {
 	_id: string;
-	epoch: number;
-	/** Door number → record. */
-	doors: Record<string, DoorRecord>;
-	/** Door number → next due time. */
-	dues: Record<string, number>;
-	/** Door number → the door as taken (absent when free). */
-	taken?: Record<string, TakenDoor>;
-	/** Earliest of `dues` (indexed), or null. */
-	nextDue: number | null;
+	/** Cabinet documents: the epoch of the last lease. */
+	epoch?: number;
+	/** Door documents: */
+	cabinetId?: string;
+	record?: DoorRecord;
+	due?: number | null;
+	taken?: TakenDoor | null;
+	/** Documents of the earlier layout: door number → record, next due time (and `taken` then mapped door number → taken door). */
+	doors?: Record<string, DoorRecord>;
+	dues?: Record<string, number>;
+	nextDue?: number | null;
 }
 
 export const DOOR_STATE_ENTITY: EntityDefinition = {
 	collection: "door_states",
 	idPrefix: "dst",
-	fields: { epoch: "number", doors: "object", dues: "object", taken: "object", nextDue: "number" },
-	indexes: [{ fields: { nextDue: 1 }, sparse: true }],
+	fields: { epoch: "number", cabinetId: "string", record: "object", due: "number", taken: "object", doors: "object", dues: "object", nextDue: "number" },
+	indexes: [{ fields: { cabinetId: 1 }, sparse: true }, { fields: { due: 1 }, sparse: true }, { fields: { nextDue: 1 }, sparse: true }],
 };
 
 export class LocalDoorStore implements DoorStore {
@@ -269,8 +277,7 @@ export class LocalDoorStore implements DoorStore {
 	private async nextEpoch(cabinetId: string): Promise<number> {
 		const doc = await this.repo.findById(cabinetId);
 		const epoch = Math.max((doc?.epoch ?? 0) + 1, this.now());
-		if (doc) await this.repo.updateById(cabinetId, { $set: { epoch } });
-		else await this.repo.insert({ _id: cabinetId, epoch, doors: {}, dues: {}, nextDue: null });
+		await this.repo.upsertById(cabinetId, { epoch });
 		return epoch;
 	}
 
@@ -287,39 +294,49 @@ export class LocalDoorStore implements DoorStore {
 	}
 
 	async load(cabinetId: string): Promise<DoorRecord[]> {
-		const doc = await this.repo.findById(cabinetId);
-		return doc ? Object.values(doc.doors) : [];
+		const cabinet = await this.repo.findById(cabinetId);
+		if (cabinet?.doors) await this.migrate(cabinet);
+		const doors = await this.repo.find({ query: { cabinetId } });
+		return doors.flatMap(d => (d.record ? [d.record] : []));
+	}
+
+	/** A cabinet document of the earlier layout: its doors become documents of their own. */
+	private async migrate(cabinet: DoorCabinetDoc): Promise<void> {
+		const legacyTaken = (cabinet as { taken?: Record<string, TakenDoor> }).taken ?? {};
+		for (const [no, record] of Object.entries(cabinet.doors ?? {})) {
+			const existing = await this.repo.findById(record.doorId);
+			if (existing?.record && existing.record.version >= record.version) continue;
+			await this.repo.upsertById(record.doorId, { cabinetId: cabinet._id, record, due: cabinet.dues?.[no] ?? null, taken: legacyTaken[no] ?? null });
+		}
+		await this.repo.updateWhere({ _id: cabinet._id }, { $unset: { doors: true, dues: true, taken: true, nextDue: true } });
 	}
 
 	save(cabinetId: string, owner: string, epoch: number, records: SaveItem[]): Promise<boolean> {
 		return this.writing.run(cabinetId, async () => {
 			const held = this.leases.get(cabinetId);
 			if (!held || held.owner !== owner || held.epoch !== epoch) return false;
-			const doc = await this.repo.findById(cabinetId);
-			if (!doc || doc.epoch !== epoch) return false;
-			const doors = { ...doc.doors };
-			const dues = { ...doc.dues };
-			const taken = { ...(doc.taken ?? {}) };
-			for (const { record, due, taken: t } of records) {
-				doors[record.no] = record;
-				if (due === null) delete dues[record.no];
-				else dues[record.no] = due;
-				if (t) taken[record.no] = t;
-				else delete taken[record.no];
+			const cabinet = await this.repo.findById(cabinetId);
+			if (!cabinet || cabinet.epoch !== epoch) return false;
+			for (const { record, due, taken } of records) {
+				await this.repo.upsertById(record.doorId, { cabinetId, record, due, taken });
 			}
-			const all = Object.values(dues);
-			await this.repo.updateById(cabinetId, { $set: { doors, dues, taken, nextDue: all.length ? Math.min(...all) : null } });
 			return true;
 		});
 	}
 
 	async taken(): Promise<TakenDoor[]> {
-		return (await this.repo.find({})).flatMap(d => Object.values(d.taken ?? {}));
+		for (const c of await this.repo.find({ query: { doors: { $exists: true } } })) await this.migrate(c);
+		const doors = await this.repo.find({ query: { cabinetId: { $exists: true }, taken: { $ne: null } } });
+		return doors.flatMap(d => (d.taken ? [d.taken] : []));
 	}
 
 	async due(now: number, limit: number): Promise<string[]> {
-		const docs = await this.repo.find({ query: { nextDue: { $lte: now } }, limit });
-		return docs.map(d => d._id);
+		const [doors, legacy] = await Promise.all([
+			this.repo.find({ query: { due: { $lte: now } }, limit }),
+			// Earlier layout, until the cabinet is loaded (and migrated) once.
+			this.repo.find({ query: { nextDue: { $lte: now } }, limit }),
+		]);
+		return [...new Set([...doors.map(d => d.cabinetId!), ...legacy.map(c => c._id)])].slice(0, limit);
 	}
 
 	async close(): Promise<void> {}

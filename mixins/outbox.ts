@@ -23,8 +23,11 @@ export interface OutboxItem {
 export interface OutboxFields {
 	_id: string;
 	outbox?: OutboxItem[];
-	/** Set while the outbox holds items (indexed): what the sweep looks for. */
-	outboxAt?: number | null;
+	/**
+	 * Present only while the outbox holds items (a sparse index): what the sweep looks for. Absent, not
+	 * null, otherwise: NeDB keeps one list per indexed value and scans it on every update.
+	 */
+	outboxAt?: number;
 }
 
 /** Fields to declare on an entity that carries an outbox. */
@@ -76,7 +79,7 @@ export class OutboxRelay<D extends OutboxFields> {
 		this.busy.add(doc._id);
 		try {
 			await deliverInOrder(doc.outbox ?? [], item => this.opts.deliver(item), item => this.opts.repo.updateWhere({ _id: doc._id }, { $pull: { outbox: { id: item.id } } }));
-			await this.opts.repo.updateWhere({ _id: doc._id, outbox: { $size: 0 } }, { $set: { outboxAt: null } });
+			await this.opts.repo.updateWhere({ _id: doc._id, outbox: { $size: 0 } }, { $unset: { outboxAt: true } });
 		} catch (err) {
 			this.opts.logger?.warn(`Outbox of ${doc._id}: delivery failed, kept for the next try (${(err as Error).message})`);
 		} finally {
@@ -93,7 +96,7 @@ export class OutboxRelay<D extends OutboxFields> {
 	/** Finds documents with undelivered items and relays them. */
 	sweep(): Promise<void> {
 		this.sweeping ??= (async () => {
-			const docs = await this.opts.repo.find({ query: { outboxAt: { $ne: null } }, sort: "outboxAt", limit: this.opts.batch ?? 200 });
+			const docs = await this.opts.repo.find({ query: { outboxAt: { $exists: true } }, sort: "outboxAt", limit: this.opts.batch ?? 200 });
 			for (const doc of docs) await this.relay(doc);
 		})()
 			.catch(err => this.opts.logger?.warn(`Outbox sweep failed: ${(err as Error).message}`))

@@ -142,6 +142,12 @@ export class Repository<T extends { _id: string }> {
 		return Number(await this.adapter.updateMany(query, update)) || 0;
 	}
 
+	/** Sets fields of the document with this id, creating it when there is none. */
+	async upsertById(id: string, set: Record<string, unknown>): Promise<void> {
+		if (this.adapter.model) await this.adapter.model.updateOne({ _id: id }, { $set: set }, { upsert: true });
+		else await this.adapter.db.update({ _id: id }, { $set: set }, { upsert: true });
+	}
+
 	async updateById(id: string, update: Record<string, unknown>): Promise<T | null> {
 		return this.plain(await this.adapter.updateById(id, update));
 	}

@@ -74,7 +74,7 @@ export const PaymentEntity: EntityDefinition = {
 		provider: "string", providerTxnId: "string", refundedFen: "number", refunds: "array", createdAt: "date", capturedAt: "date", failedAt: "date",
 		...OUTBOX_FIELDS,
 	},
-	indexes: [{ fields: { orderId: 1 } }, { fields: { status: 1, createdAt: 1 } }, { fields: { capturedAt: 1 } }, { fields: { outboxAt: 1 }, sparse: true }],
+	indexes: [{ fields: { orderId: 1 } }, { fields: { status: 1, createdAt: 1 } }, { fields: { capturedAt: 1 }, sparse: true }, { fields: { outboxAt: 1 }, sparse: true }],
 };
 
 const LedgerEntity: EntityDefinition = {
@@ -169,7 +169,7 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 					const doc = await this.repos.payments.insert({
 						_id: id, orderId: p.orderId, userId: p.userId, merchantId: p.merchantId, pointId: p.pointId, amountFen: p.amountFen,
 						commissionRate: p.commissionRate, status: "pending", provider: this.provider.name, providerTxnId: null, refundedFen: 0, refunds: [],
-						createdAt: new Date(), capturedAt: null, failedAt: null, outbox: [], outboxAt: null,
+						createdAt: new Date(), capturedAt: null, failedAt: null, outbox: [],
 					});
 					return this.view(doc);
 				},
@@ -477,7 +477,7 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 				const s = settle(merchantId, date, entries);
 				// A day is settled once it is over and nothing of it is still on its way to the ledger.
 				const over = to.getTime() + pay.settleDelayMs < Date.now();
-				const inFlight = await this.repos.payments.count({ merchantId, outboxAt: { $ne: null } });
+				const inFlight = await this.repos.payments.count({ merchantId, outboxAt: { $exists: true } });
 				if (over && inFlight === 0) {
 					await this.repos.settlements.insert({ _id: id, ...s, createdAt: new Date() }).catch(err => {
 						if (!Repository.isDuplicateKeyError(err)) throw err;

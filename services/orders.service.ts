@@ -44,7 +44,9 @@ export const OrderEntity: EntityDefinition = {
 		paymentId: "string", amountFen: "number", paidAt: "date", completedAt: "date", endedAt: "date", doorVersion: "number",
 		doorEvents: "array", anomalies: "array", refundProposed: "object", createdAt: "date", updatedAt: "date",
 	},
-	indexes: [{ fields: { userId: 1, createdAt: -1 } }, { fields: { merchantId: 1, createdAt: -1 } }, { fields: { status: 1 } }, { fields: { doorId: 1 } }],
+	// No index on a few-valued field alone (status): NeDB keeps one list per value and removes from it
+	// by scanning on every update, which made each order write slower the more orders there were.
+	indexes: [{ fields: { userId: 1, createdAt: -1 } }, { fields: { merchantId: 1, createdAt: -1 } }, { fields: { status: 1, updatedAt: 1 } }],
 };
 
 /** An order as API.md shows it. */
