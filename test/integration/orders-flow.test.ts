@@ -29,6 +29,15 @@ async function user() {
 const order = (id: string, token: string) => p.api("GET", `/api/v1/orders/${id}`, undefined, { token });
 const statusOf = async (id: string, token: string) => (await order(id, token)).body.status as string;
 
+/** An M order with its bag in and checkout done: the order and its pending payment. */
+async function checkedOut(token: string) {
+	const o = (await p.api("POST", "/api/v1/orders", { pointId: cab.pointId, size: "M" }, { token })).body;
+	await p.api("POST", `/api/v1/orders/${o.id}/open`, undefined, { token });
+	await until("stored", async () => (await statusOf(o.id, token)) === "stored");
+	const pay = (await p.api("POST", `/api/v1/orders/${o.id}/checkout`, undefined, { token })).body.payment;
+	return { o, pay };
+}
+
 beforeAll(async () => {
 	p = await startTestPlatform({ HEARTBEAT_SEC: "2", SANDBOX_PAY_SECRET: SECRET, RATE_LIMIT_USER: "100000", RATE_LIMIT_IP: "100000", RATE_LIMIT_AUTH: "100000" });
 	broker = p.node.broker;
@@ -131,10 +140,7 @@ describe("rules around it", () => {
 
 	it("notifications: a forged one is 401 and changes nothing, a wrong amount is refused, ten copies capture once; refunds never exceed the capture", async () => {
 		const token = await user();
-		const o = (await p.api("POST", "/api/v1/orders", { pointId: cab.pointId, size: "M" }, { token })).body;
-		await p.api("POST", `/api/v1/orders/${o.id}/open`, undefined, { token });
-		await until("stored", async () => (await statusOf(o.id, token)) === "stored");
-		const pay = (await p.api("POST", `/api/v1/orders/${o.id}/checkout`, undefined, { token })).body.payment;
+		const { o, pay } = await checkedOut(token);
 		const notify = (body: object, secret = SECRET) => {
 			const raw = JSON.stringify(body);
 			return p.api("POST", "/api/v1/payments/notify/sandbox", undefined, { raw, headers: { "content-type": "application/json", "x-sandbox-signature": sandboxSignature(secret, raw) } });
@@ -166,10 +172,7 @@ describe("rules around it", () => {
 
 	it("a paid bag behind a door that will not open: DOOR_FAULT, a refund proposed, confirmed by an operator", async () => {
 		const token = await user();
-		const o = (await p.api("POST", "/api/v1/orders", { pointId: cab.pointId, size: "M" }, { token })).body;
-		await p.api("POST", `/api/v1/orders/${o.id}/open`, undefined, { token });
-		await until("stored", async () => (await statusOf(o.id, token)) === "stored");
-		const pay = (await p.api("POST", `/api/v1/orders/${o.id}/checkout`, undefined, { token })).body.payment;
+		const { o, pay } = await checkedOut(token);
 		await p.api("POST", `/api/v1/payments/${pay.id}/sandbox-pay`, {}, { token });
 		await until("paid", async () => (await statusOf(o.id, token)) === "paid");
 		(sim as unknown as { opts: { jamRate: number } }).opts.jamRate = 1; // the lock will not release
