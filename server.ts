@@ -8,6 +8,7 @@ import { loadConfigOrExit, type Config } from "./config";
 import { createBrokerOptions } from "./moleculer.config";
 import { createServiceSchemas, type SchemaOptions } from "./services";
 import { leanMetrics } from "./lib/lean-metrics";
+import { forwardBreakerEvents } from "./lib/breaker-events";
 import { checkReadiness } from "./lib/readiness";
 
 export interface StartedNode {
@@ -18,6 +19,7 @@ export interface StartedNode {
 export async function startNode(config: Config, opts: SchemaOptions & { brokerOverrides?: Record<string, unknown> } = {}): Promise<StartedNode> {
 	const broker = new ServiceBroker(createBrokerOptions(config, opts.brokerOverrides));
 	leanMetrics(broker);
+	forwardBreakerEvents(broker);
 	for (const schema of createServiceSchemas(config, config.services, opts)) broker.createService(schema);
 	await broker.start();
 

@@ -244,6 +244,11 @@ export class CabinetHost {
 		const ack = this.acks.wait(sent.cmdId, no, Math.max(0, pending.notAfter - this.deps.now()));
 		await this.deps.send(this.id, cmd).catch(() => undefined); // a lost publish is a timeout, and settled the same way
 		const result = await ack;
+		// Every open's outcome, for the unlock failure rates (alerts).
+		this.deps.emit("doors.open.completed", {
+			cabinetId: this.id, pointId: this.cat.pointId, merchantId: this.cat.merchantId, doorId: formatDoorId(this.id, no), ok: result !== "timeout" && result.ok,
+			error: result === "timeout" ? "TIMEOUT" : result.ok ? null : result.error, at: this.deps.now(),
+		});
 		return this.view(await this.run(no, async slot => {
 			const now = this.deps.now();
 			if (result === "timeout") {
@@ -443,7 +448,7 @@ export class CabinetHost {
 	private setOnline(online: boolean, why: string): void {
 		if (online === this.online) return;
 		this.online = online;
-		this.deps.emit(online ? "doors.cabinet.online" : "doors.cabinet.offline", { cabinetId: this.id, pointId: this.cat.pointId, reason: why, at: this.deps.now() });
+		this.deps.emit(online ? "doors.cabinet.online" : "doors.cabinet.offline", { cabinetId: this.id, pointId: this.cat.pointId, merchantId: this.cat.merchantId, reason: why, at: this.deps.now() });
 	}
 
 	private loseLease(why: string): void {
@@ -604,7 +609,7 @@ export class CabinetHost {
 		const forOrders = [...(r.forOrders ?? []), ...items.filter(i => ORDER_EVENTS.has(i.event) && i.detail?.orderId)];
 		if (forOrders.length > MAX_FOR_ORDERS) this.deps.warn(`Door ${r.doorId}: ${forOrders.length - MAX_FOR_ORDERS} event(s) for orders dropped (orders unreachable for long)`);
 		for (const item of items) {
-			const base = { doorId: r.doorId, cabinetId: r.cabinetId, pointId: this.cat.pointId, no: r.no, size: slot.size, version: item.version, at: item.at };
+			const base = { doorId: r.doorId, cabinetId: r.cabinetId, pointId: this.cat.pointId, merchantId: this.cat.merchantId, no: r.no, size: slot.size, version: item.version, at: item.at };
 			if (item.event === "changed") {
 				this.deps.emit(EVENT_NAMES.changed, { ...base, state: r.state, orderId: r.orderId, open: r.open, occupied: r.occupied });
 			} else if (item.event === "anomaly") {

@@ -7,7 +7,7 @@
  */
 import path from "node:path";
 
-export const ALL_SERVICES = ["api", "users", "merchants", "geo", "hardware", "doors", "orders", "billing"] as const;
+export const ALL_SERVICES = ["api", "users", "merchants", "geo", "hardware", "doors", "orders", "billing", "alerts"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export const DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production";
@@ -37,6 +37,64 @@ export interface LoginThrottleConfig {
 	lockMs: number;
 	/** Upper bound of the wait between attempts while slowed down. */
 	maxDelayMs: number;
+}
+
+export type AlertSeverity = "P1" | "P2" | "P3";
+
+/** One DingTalk custom robot (a group's webhook). */
+export interface RobotConfig {
+	name: string;
+	url: string;
+	secret?: string;
+	/** A word every message must contain (the robot's keyword security setting). */
+	keyword?: string;
+	/** Only these severities (all when unset). */
+	severities?: AlertSeverity[];
+	/** Only alerts of this merchant (all when unset). */
+	merchantId?: string;
+	/** Where its messages go while it is paused (130101) or unusable. */
+	fallback?: string;
+	/** Phones @-mentioned on P1 alerts. */
+	atMobiles?: string[];
+}
+
+export interface AlertTiming {
+	groupWaitMs: number;
+	groupIntervalMs: number;
+	repeatIntervalMs: number;
+}
+
+export interface AlertsConfig {
+	robots: RobotConfig[];
+	timing: Record<AlertSeverity, AlertTiming>;
+	/** How often rules are evaluated and queues worked. */
+	tickMs: number;
+	/** A robot's rate: at most `perWindow` messages per `windowMs` (DingTalk: 20 per minute). */
+	rate: { perWindow: number; windowMs: number };
+	/** How long a robot rests after DingTalk answered 130101 (DingTalk blocks it 10 minutes). */
+	pauseMs: number;
+	/** How long a DingTalk request may take. */
+	sendTimeoutMs: number;
+	thresholds: {
+		/** A condition (cabinet offline, …) must be gone this long before its alert resolves. */
+		clearForMs: number;
+		/** Alerts raised by one event resolve after this long without a repeat. */
+		eventResolveAfterMs: number;
+		/** Share of a point's cabinets offline that makes it a point alert (it mutes the cabinets' own). */
+		pointOfflineRatio: number;
+		unlockWindowMs: number;
+		unlockFailureRatio: number;
+		unlockMinAttemptsCabinet: number;
+		unlockMinAttemptsFleet: number;
+		/** Rejected payment notifications in the unlock window that make a burst. */
+		badSignatureBurst: number;
+		/** A payment pending longer than this is an alert (billing's sweeper says so). */
+		paymentPendingMs: number;
+		/** An order in a passing state (depositing, picking up) longer than this is an alert. */
+		orderStuckMs: number;
+		/** How often billing reconciles today's and yesterday's payments against the ledger. */
+		reconcileEveryMs: number;
+	};
 }
 
 export interface MqttLimits {
@@ -130,6 +188,7 @@ export interface Config {
 	/** Derives every cabinet's MQTT/signing secret (see services/merchants/credentials.ts): merchants and doors nodes need the same. */
 	cabinetSecretKey: string;
 	dingtalk: { webhookUrl?: string; secret?: string };
+	alerts: AlertsConfig;
 	http: {
 		corsOrigins: string[] | "*";
 		/** Largest request body in bytes (BODY_LIMIT, e.g. 64kb), also after decompression. */
@@ -194,6 +253,56 @@ export function loadConfig(env: Env = process.env): Config {
 			return def;
 		}
 		return n;
+	};
+	// DINGTALK_ROBOTS: a JSON list of robots; DINGTALK_WEBHOOK_URL/DINGTALK_SECRET add one named "default".
+	const robots = (): RobotConfig[] => {
+		const list: RobotConfig[] = [];
+		const raw = str("DINGTALK_ROBOTS");
+		if (raw !== undefined) {
+			try {
+				const parsed = JSON.parse(raw) as unknown;
+				if (!Array.isArray(parsed)) throw new Error("not a list");
+				const text = (v: unknown) => typeof v === "string" && v.length > 0 && v.length <= 2000;
+				for (const r of parsed as Record<string, unknown>[]) {
+					if (!text(r?.name) || !text(r?.url) || !/^https?:\/\//.test(r.url as string)) throw new Error("each robot needs a name and an http(s) url");
+					for (const k of ["secret", "keyword", "merchantId", "fallback"]) if (r[k] !== undefined && !text(r[k])) throw new Error(`robot ${r.name}: ${k} must be a string`);
+					if (r.severities !== undefined && (!Array.isArray(r.severities) || !r.severities.every(x => x === "P1" || x === "P2" || x === "P3"))) throw new Error(`robot ${r.name}: severities must be a list of P1, P2, P3`);
+					if (r.atMobiles !== undefined && (!Array.isArray(r.atMobiles) || !r.atMobiles.every(m => typeof m === "string" && /^\+?[0-9-]{5,20}$/.test(m)))) throw new Error(`robot ${r.name}: atMobiles must be a list of phone numbers`);
+					if (list.some(o => o.name === r.name)) throw new Error(`robot ${r.name} is named twice`);
+					if (r.fallback === r.name) throw new Error(`robot ${r.name} cannot be its own fallback`);
+					list.push(r as unknown as RobotConfig);
+				}
+			} catch (err) {
+				problems.push(`DINGTALK_ROBOTS must be a JSON list of {name, url, secret?, keyword?, severities?, merchantId?, fallback?, atMobiles?} (${(err as Error).message})`);
+			}
+		}
+		const single = url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]);
+		if (single && !list.some(r => r.name === "default")) list.push({ name: "default", url: single, secret: str("DINGTALK_SECRET"), keyword: str("DINGTALK_KEYWORD") });
+		for (const r of list) if (r.fallback && !list.some(o => o.name === r.fallback)) problems.push(`DingTalk robot ${r.name}: fallback ${r.fallback} is not a configured robot`);
+		return list;
+	};
+	// Alertmanager-like timings per severity; ALERTS_TIMING (JSON) overrides any of them.
+	const timing = (): Record<AlertSeverity, AlertTiming> => {
+		const t: Record<AlertSeverity, AlertTiming> = {
+			P1: { groupWaitMs: 5_000, groupIntervalMs: 60_000, repeatIntervalMs: 30 * 60_000 },
+			P2: { groupWaitMs: 30_000, groupIntervalMs: 5 * 60_000, repeatIntervalMs: 4 * 3600_000 },
+			P3: { groupWaitMs: 60_000, groupIntervalMs: 10 * 60_000, repeatIntervalMs: 12 * 3600_000 },
+		};
+		const raw = str("ALERTS_TIMING");
+		if (raw !== undefined) {
+			try {
+				const o = JSON.parse(raw) as Partial<Record<AlertSeverity, Partial<AlertTiming>>>;
+				for (const sev of ["P1", "P2", "P3"] as const) {
+					for (const [k, v] of Object.entries(o?.[sev] ?? {})) {
+						if (!(k in t[sev]) || !Number.isInteger(v) || (v as number) < 0 || (v as number) > 30 * 86_400_000) throw new Error(`${sev}.${k}`);
+					}
+					t[sev] = { ...t[sev], ...(o?.[sev] ?? {}) };
+				}
+			} catch {
+				problems.push("ALERTS_TIMING must be JSON like {\"P1\":{\"groupWaitMs\":5000}} (groupWaitMs, groupIntervalMs, repeatIntervalMs in ms)");
+			}
+		}
+		return t;
 	};
 	const bool = (name: string, def: boolean): boolean => {
 		const raw = str(name);
@@ -332,6 +441,27 @@ export function loadConfig(env: Env = process.env): Config {
 			callTimeoutMs: 0,
 		},
 		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
+		alerts: {
+			robots: robots(),
+			timing: timing(),
+			tickMs: int("ALERTS_TICK_MS", 1000, 50, 60_000),
+			rate: { perWindow: int("DINGTALK_RATE_PER_WINDOW", 20, 1, 1000), windowMs: int("DINGTALK_RATE_WINDOW_MS", 60_000, 100, 3_600_000) },
+			pauseMs: int("DINGTALK_PAUSE_MS", 600_000, 100, 86_400_000),
+			sendTimeoutMs: int("DINGTALK_TIMEOUT_MS", 5000, 100, 60_000),
+			thresholds: {
+				clearForMs: int("ALERT_CLEAR_FOR_MS", 30_000, 0, 86_400_000),
+				eventResolveAfterMs: int("ALERT_EVENT_RESOLVE_AFTER_MS", 30 * 60_000, 1000, 7 * 86_400_000),
+				pointOfflineRatio: 0.5,
+				unlockWindowMs: int("ALERT_UNLOCK_WINDOW_MS", 5 * 60_000, 1000, 86_400_000),
+				unlockFailureRatio: 0.3,
+				unlockMinAttemptsCabinet: int("ALERT_UNLOCK_MIN_CABINET", 5, 1, 100_000),
+				unlockMinAttemptsFleet: int("ALERT_UNLOCK_MIN_FLEET", 20, 1, 1_000_000),
+				badSignatureBurst: int("ALERT_BAD_SIGNATURE_BURST", 5, 1, 100_000),
+				paymentPendingMs: int("ALERT_PAYMENT_PENDING_MS", 15 * 60_000, 1000, 7 * 86_400_000),
+				orderStuckMs: int("ALERT_ORDER_STUCK_MS", 30 * 60_000, 1000, 7 * 86_400_000),
+				reconcileEveryMs: int("RECONCILE_EVERY_MS", 15 * 60_000, 1000, 86_400_000),
+			},
+		},
 		http: {
 			corsOrigins,
 			bodyLimitBytes: byteSize("BODY_LIMIT", 64 * 1024, 1024, 16 * 1024 * 1024),

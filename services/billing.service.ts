@@ -31,6 +31,7 @@ import {
 	type LedgerEntry, type Mismatch, type PaymentFacts, type Settlement,
 } from "./billing/ledger";
 import { crashPoint } from "../lib/crash-points";
+import type { PaymentStaleEvent, ReconciliationCheckedEvent } from "../types/events";
 import { SANDBOX_SIGNATURE_HEADER, SandboxProvider, SandboxTxnEntity, type PaymentProvider, type ProviderNotification, type SandboxTxnDoc } from "./billing/providers";
 
 interface RefundRecord {
@@ -105,6 +106,15 @@ interface Settings extends ServiceSettingSchema {
 	rest: string;
 }
 
+interface Reconciliation {
+	date: string;
+	payments: number;
+	capturedFen: number;
+	entries: number;
+	mismatches: Mismatch[];
+	inFlight: string[];
+}
+
 interface Methods {
 	view(p: PaymentDoc): PaymentView;
 	facts(p: PaymentDoc): PaymentFacts;
@@ -112,6 +122,7 @@ interface Methods {
 	capture(paymentId: string, n: { providerTxnId: string; amountFen: number }, via: string): Promise<"captured" | "already" | "mismatch" | "not pending">;
 	failPayment(paymentId: string, why: string): Promise<boolean>;
 	sweep(): Promise<void>;
+	reconcileDay(date: string): Promise<Reconciliation>;
 	onNotification(ctx: Context<unknown, AppMeta>, rawBody: string, headers: Record<string, string>): Promise<{ ok: true; outcome: string }>;
 	merchantOnly(ctx: Context<unknown, AppMeta>, merchantId: string): Promise<void>;
 	settleDay(merchantId: string, date: string): Promise<Settlement>;
@@ -131,6 +142,7 @@ interface Vars {
 	relay: OutboxRelay<PaymentDoc>;
 	sweepTimer?: NodeJS.Timeout;
 	sweeping?: Promise<void>;
+	reconcileTimer?: NodeJS.Timeout;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -310,23 +322,7 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 				summary: "Payments against the ledger for a day (Asia/Shanghai): any payment without entries, entry without payment, amount mismatch",
 				params: { date: { ...dayParam, optional: true } },
 				async handler(this: This, ctx: Context<{ date?: string }>) {
-					const date = ctx.params.date ?? shanghaiDay(new Date());
-					const { from, to } = dayRange(date);
-					const [captured, dayEntries] = await Promise.all([
-						this.repos.payments.find({ query: { capturedAt: { $gte: from, $lt: to } } }),
-						this.repos.ledger.find({ query: { at: { $gte: from, $lt: to } } }),
-					]);
-					const ids = new Set([...captured.map(p => p._id), ...dayEntries.map(e => e.paymentId)]);
-					const payments = (await Promise.all([...ids].map(id => this.repos.payments.findById(id)))).filter((p): p is PaymentDoc => !!p);
-					const entries = (await Promise.all(payments.map(p => this.repos.ledger.find({ query: { paymentId: p._id } })))).flat();
-					const orphans = dayEntries.filter(e => !payments.some(p => p._id === e.paymentId));
-					const mismatches: Mismatch[] = reconcileLedger(payments, [...entries, ...orphans]);
-					// Money still on its way (the outbox has not posted it yet) is not a mismatch, but it is said.
-					const inFlight = payments.filter(p => p.outbox?.length).map(p => p._id);
-					return {
-						date, payments: captured.length, capturedFen: captured.reduce((n, p) => n + p.amountFen, 0),
-						entries: dayEntries.length, mismatches: mismatches.filter(m => !inFlight.includes(m.paymentId)), inFlight,
-					};
+					return this.reconcileDay(ctx.params.date ?? shanghaiDay(new Date()));
 				},
 			},
 
@@ -443,6 +439,27 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 				return { ok: true as const, outcome };
 			},
 
+			/** A day's payments against the ledger; operators are told of any mismatch (alerts). */
+			async reconcileDay(this: This, date: string): Promise<Reconciliation> {
+				const { from, to } = dayRange(date);
+				const [captured, dayEntries] = await Promise.all([
+					this.repos.payments.find({ query: { capturedAt: { $gte: from, $lt: to } } }),
+					this.repos.ledger.find({ query: { at: { $gte: from, $lt: to } } }),
+				]);
+				const ids = new Set([...captured.map(p => p._id), ...dayEntries.map(e => e.paymentId)]);
+				const payments = (await Promise.all([...ids].map(id => this.repos.payments.findById(id)))).filter((p): p is PaymentDoc => !!p);
+				const entries = (await Promise.all(payments.map(p => this.repos.ledger.find({ query: { paymentId: p._id } })))).flat();
+				const orphans = dayEntries.filter(e => !payments.some(p => p._id === e.paymentId));
+				// Money still on its way (the outbox has not posted it yet) is not a mismatch, but it is said.
+				const inFlight = payments.filter(p => p.outbox?.length).map(p => p._id);
+				const mismatches: Mismatch[] = reconcileLedger(payments, [...entries, ...orphans]).filter(m => !inFlight.includes(m.paymentId));
+				this.broker.emit("billing.reconciliation.checked", { date, mismatches: mismatches.length } satisfies ReconciliationCheckedEvent);
+				return {
+					date, payments: captured.length, capturedFen: captured.reduce((n, p) => n + p.amountFen, 0),
+					entries: dayEntries.length, mismatches, inFlight,
+				};
+			},
+
 			/** Payments still pending after a while: ask the provider (a notification may never come). */
 			async sweep(this: This) {
 				const before = new Date(Date.now() - pay.queryAfterMs);
@@ -452,6 +469,10 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 					if (q.status === "success") await this.capture(p._id, { providerTxnId: q.providerTxnId ?? "", amountFen: q.amountFen ?? p.amountFen }, "provider query");
 					else if (q.status === "failed") await this.failPayment(p._id, "the provider says it failed");
 					else if (Date.now() - new Date(p.createdAt).getTime() > pay.expireAfterMs) await this.failPayment(p._id, "never paid");
+					else {
+						const ageMs = Date.now() - new Date(p.createdAt).getTime();
+						if (ageMs > config.alerts.thresholds.paymentPendingMs) this.broker.emit("billing.payment.stale", { paymentId: p._id, orderId: p.orderId, ageMs } satisfies PaymentStaleEvent);
+					}
 				}
 			},
 
@@ -502,10 +523,19 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 					.catch(err => this.logger.warn(`Payment sweep failed: ${err.message}`))
 					.finally(() => (this.sweeping = undefined));
 			}, pay.sweepEveryMs);
+			// Today's and yesterday's money against the ledger now and then: a mismatch is an alert.
+			this.reconcileTimer = setInterval(() => {
+				const today = shanghaiDay(new Date());
+				const yesterday = shanghaiDay(new Date(Date.now() - 86_400_000));
+				void this.reconcileDay(yesterday)
+					.then(() => this.reconcileDay(today))
+					.catch(err => this.logger.warn(`Reconciliation failed: ${err.message}`));
+			}, config.alerts.thresholds.reconcileEveryMs);
 		},
 
 		async stopped(this: This) {
 			clearInterval(this.sweepTimer);
+			clearInterval(this.reconcileTimer);
 			await this.sweeping;
 			await this.relay.stop();
 		},

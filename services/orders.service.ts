@@ -30,6 +30,7 @@ import { idParam, pageParams, type Page, type PageParams } from "../types/params
 import type { AppMeta, AuthUser } from "../types/auth";
 import { conflict, forbidden, notFound } from "../types/errors";
 import { Errors } from "moleculer";
+import type { OrderStuckEvent, RefundProposedEvent } from "../types/events";
 import {
 	cancel, checkout, depositOpened, DOOR_DEPENDENT, onDoor, paid, pickupOpened, reconcile,
 	type Change, type DoorSignal, type OrderDoc, type OrderStatus,
@@ -96,6 +97,7 @@ interface Methods {
 	move(order: Doc, change: Change | { ok: true; set: Partial<OrderDoc> }, extra?: Record<string, unknown>): Promise<Doc>;
 	applySignal(orderId: string, signal: DoorSignal, eventId: string, doorVersion: number): Promise<void>;
 	catchUp(): Promise<number>;
+	reportStuck(): Promise<void>;
 	proposeRefund(order: Doc, reason: string): Promise<void>;
 	checkWithDoor(order: Doc): Promise<void>;
 }
@@ -418,7 +420,9 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				const moved = await this.repos.orders.updateWhere({ _id: order._id, refundProposed: null }, { $set: { refundProposed: { reason, at: new Date() }, updatedAt: new Date() } });
 				if (moved !== 1) return;
 				this.logger.warn(`Order ${order._id}: refund proposed (${reason}); an operator confirms it`);
-				this.broker.emit("orders.refund.proposed", { orderId: order._id, paymentId: order.paymentId, amountFen: order.amountFen, reason });
+				this.broker.emit("orders.refund.proposed", {
+					orderId: order._id, paymentId: order.paymentId, amountFen: order.amountFen, reason, pointId: order.pointId, merchantId: order.merchantId, cabinetId: order.cabinetId, doorId: order.doorId,
+				} satisfies RefundProposedEvent);
 			},
 
 			/** One order against its door's live state. */
@@ -437,6 +441,16 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					{ $set: { ...set, doorVersion: Math.max(order.doorVersion, door.version), version: order.version + 1, updatedAt: new Date() } },
 				);
 				if (moved === 1) this.logger.info(`Order ${order._id}: ${order.status} → ${set.status ?? order.status} (checked with its door)`);
+			},
+
+			/** Orders still in a passing state past their limit, after the check with their doors: operators are told. */
+			async reportStuck(this: This) {
+				const limit = config.alerts.thresholds.orderStuckMs;
+				const stuck = await this.repos.orders.find({ query: { status: { $in: ["depositing", "picking_up"] }, updatedAt: { $lt: new Date(Date.now() - limit) } }, limit: 100 });
+				for (const o of stuck) {
+					const minutes = Math.round((Date.now() - new Date(o.updatedAt).getTime()) / 60_000);
+					this.broker.emit("orders.order.stuck", { orderId: o._id, status: o.status, minutes, pointId: o.pointId, merchantId: o.merchantId } satisfies OrderStuckEvent);
+				}
 			},
 
 			/** Every order that depends on its door, checked against the door (missed news caught up). */
@@ -472,6 +486,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				void this.repos.orders
 					.find({ query: { status: { $in: ["depositing", "picking_up", "reserved"] }, updatedAt: { $lt: before } }, limit: 100 })
 					.then(list => Promise.all(list.map(o => this.checkWithDoor(o).catch(() => undefined))))
+					.then(() => this.reportStuck())
 					.catch(() => undefined);
 				void this.idempotency.sweep().catch(() => undefined);
 			}, CATCH_UP_EVERY_MS);

@@ -26,6 +26,7 @@ export interface DoorEventBase {
 	doorId: string;
 	cabinetId: string;
 	pointId: string;
+	merchantId: string;
 	no: number;
 	size: string;
 	/** The door record's version that caused it: consumers dedupe by (doorId, version, event). */
@@ -39,4 +40,16 @@ export interface DoorOrderEvent extends DoorEventBase { orderId: string | null }
 /** doors.anomaly */
 export interface DoorAnomalyEvent extends DoorEventBase { kind: string; detail: Record<string, unknown> }
 /** doors.cabinet.online / doors.cabinet.offline */
-export interface CabinetLinkEvent { cabinetId: string; pointId: string; reason: string; at: number }
+export interface CabinetLinkEvent { cabinetId: string; pointId: string; merchantId: string; reason: string; at: number }
+/** doors.open.completed: every open's outcome (unlock failure rates) */
+export interface DoorOpenCompletedEvent { cabinetId: string; pointId: string; merchantId: string; doorId: string; ok: boolean; error: string | null; at: number }
+/** node.breaker.opened / node.breaker.closed: a circuit breaker on some node (forwarded from `$circuit-breaker.*`) */
+export interface BreakerEvent { node: string; target: string; action: string; service: string }
+/** billing.payment.stale: a payment pending longer than its limit */
+export interface PaymentStaleEvent { paymentId: string; orderId: string; ageMs: number }
+/** billing.reconciliation.checked: a day's payments against the ledger */
+export interface ReconciliationCheckedEvent { date: string; mismatches: number }
+/** orders.refund.proposed */
+export interface RefundProposedEvent { orderId: string; paymentId: string | null; amountFen: number | null; reason: string; pointId: string; merchantId: string; cabinetId: string; doorId: string }
+/** orders.order.stuck: an order in a passing state past its limit */
+export interface OrderStuckEvent { orderId: string; status: string; minutes: number; pointId: string; merchantId: string }

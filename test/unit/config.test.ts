@@ -23,6 +23,22 @@ describe("configuration", () => {
 		expect(c.auth.jwtSecret).toBe(DEV_JWT_SECRET);
 	});
 
+	it("reads DingTalk robots from DINGTALK_ROBOTS or the single-robot variables, and says what is wrong with them", () => {
+		const robots = [{ name: "ops", url: "https://oapi.dingtalk.com/robot/send?access_token=a", secret: "SECa", fallback: "p1" }, { name: "p1", url: "https://oapi.dingtalk.com/robot/send?access_token=b", severities: ["P1"], atMobiles: ["13900000000"] }];
+		expect(loadConfig({ DINGTALK_ROBOTS: JSON.stringify(robots) }).alerts.robots).toEqual(robots);
+		expect(loadConfig({ DINGTALK_WEBHOOK_URL: "https://oapi.dingtalk.com/robot/send?access_token=c", DINGTALK_SECRET: "SECc", DINGTALK_KEYWORD: "告警" }).alerts.robots).toEqual([
+			{ name: "default", url: "https://oapi.dingtalk.com/robot/send?access_token=c", secret: "SECc", keyword: "告警" },
+		]);
+		expect(loadConfig({}).alerts).toMatchObject({ robots: [], rate: { perWindow: 20, windowMs: 60_000 }, pauseMs: 600_000, timing: { P1: { groupWaitMs: 5000, groupIntervalMs: 60_000, repeatIntervalMs: 1_800_000 } } });
+		expect(problems({ DINGTALK_ROBOTS: "[{" })).toEqual([expect.stringMatching(/^DINGTALK_ROBOTS must be a JSON list/)]);
+		expect(problems({ DINGTALK_ROBOTS: JSON.stringify([{ name: "a", url: "ftp://x" }]) })).toEqual([expect.stringMatching(/needs a name and an http\(s\) url/)]);
+		expect(problems({ DINGTALK_ROBOTS: JSON.stringify([{ ...robots[1], severities: ["P0"] }]) })).toEqual([expect.stringMatching(/severities must be a list of P1, P2, P3/)]);
+		expect(problems({ DINGTALK_ROBOTS: JSON.stringify([robots[0]]) })).toEqual(["DingTalk robot ops: fallback p1 is not a configured robot"]);
+		expect(problems({ ALERTS_TIMING: "{nope" })).toEqual([expect.stringMatching(/^ALERTS_TIMING must be JSON/)]);
+		expect(problems({ ALERTS_TIMING: JSON.stringify({ P2: { groupWaitMs: -1 } }) })).toEqual([expect.stringMatching(/^ALERTS_TIMING must be JSON/)]);
+		expect(loadConfig({ ALERTS_TIMING: JSON.stringify({ P2: { groupWaitMs: 100 } }) }).alerts.timing.P2).toEqual({ groupWaitMs: 100, groupIntervalMs: 300_000, repeatIntervalMs: 14_400_000 });
+	});
+
 	it("accepts a valid production environment", () => {
 		expect(problems(prod)).toEqual([]);
 	});
