@@ -15,7 +15,7 @@ export interface Readiness {
 	checks: Record<string, CheckResult>;
 }
 
-const DB_SERVICES = new Set(["users", "merchants", "orders", "billing"]);
+const DB_SERVICES = new Set(["users", "merchants", "orders", "billing", "alerts"]);
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 	return new Promise<T>((resolve, reject) => {

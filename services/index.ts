@@ -12,6 +12,7 @@ import { createHardwareService } from "./hardware.service";
 import { createDoorsService } from "../actors/doors.service";
 import { createOrdersService } from "./orders.service";
 import { createBillingService } from "./billing.service";
+import { createAlertsService } from "./alerts.service";
 
 export interface SchemaOptions {
 	/** Override the data directory (`null` = in-memory NeDB, for tests). */
@@ -28,6 +29,7 @@ export function createDomainSchemas(config: Config, opts: SchemaOptions = {}): P
 		doors: createDoorsService(config, opts),
 		orders: createOrdersService(config, opts),
 		billing: createBillingService(config, opts),
+		alerts: createAlertsService(config, opts),
 	};
 }
 
