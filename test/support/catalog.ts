@@ -15,7 +15,12 @@ export interface RegisteredCabinet {
 	doors: { no: number; size: "S" | "M" | "L" }[];
 }
 
-export async function registerCabinet(broker: ServiceBroker, doors: RegisteredCabinet["doors"]): Promise<RegisteredCabinet> {
+/** A cabinet at a new point of a new merchant, or (`at`) beside another cabinet at its point. */
+export async function registerCabinet(broker: ServiceBroker, doors: RegisteredCabinet["doors"], at?: RegisteredCabinet): Promise<RegisteredCabinet> {
+	if (at) {
+		const reg = await broker.call<{ cabinet: { id: string }; credentials: { username: string; password: string } }, unknown>("merchants.registerCabinet", { pointId: at.pointId, doors });
+		return { ...at, cabinetId: reg.cabinet.id, secret: reg.credentials.password, doors };
+	}
 	const n = ++seq;
 	let x = (process.pid % 10_000) * 1000 + n;
 	let code = "D";
