@@ -75,7 +75,7 @@ const AlertEntity: EntityDefinition = {
 	fields: { name: "string", severity: "string", labels: "object", summary: "string", state: "string", activeSince: "number", firingSince: "number", inactiveSince: "number", resolvedAt: "number", value: "object", threshold: "object", updatedAt: "number" },
 	indexes: [{ fields: { state: 1, updatedAt: 1 } }],
 };
-const GroupEntity: EntityDefinition = { collection: "alert_groups", idPrefix: "grp", fields: { severity: "string", lastSentAt: "number", sent: "object", since: "number", seq: "number" } };
+const GroupEntity: EntityDefinition = { collection: "alert_groups", idPrefix: "grp", fields: { severity: "string", lastSentAt: "number", sent: "object", since: "number", seq: "number", nonce: "string" } };
 const NotificationEntity: EntityDefinition = {
 	collection: "alert_notifications", idPrefix: "ntf",
 	fields: { robot: "string", groupKey: "string", severity: "string", alerts: "array", state: "string", attempts: "number", nextAttemptAt: "number", createdAt: "number", sentAt: "number", into: "string", tried: "boolean", lastError: "string" },
@@ -418,7 +418,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					let g = await this.repos.groups.findById(key);
 					if (!g) {
 						if (!anyFiring) continue;
-						g = { _id: key, severity, lastSentAt: null, sent: {}, since: now, seq: 0 };
+						g = { _id: key, severity, lastSentAt: null, sent: {}, since: now, seq: 0, nonce: crypto.randomBytes(8).toString("hex") };
 						await this.repos.groups.insert(g);
 					} else if (g.since === null && alerts.some(a => a.state === "firing" && g!.sent[a._id] !== "firing")) {
 						// Something new in the group: its group_wait (or group_interval) starts now.
@@ -438,7 +438,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					// The notifications first, then the group's new state. Their ids come from the group's count of
 					// notifications: a crash between the two makes the same ids again, which are written once.
 					for (const robot of this.robotsFor(d.alerts[0])) {
-						const id = `ntf_${crypto.createHash("sha256").update(`${key}\u0000${robot.name}\u0000${g.seq ?? 0}`).digest("hex").slice(0, 24)}`;
+						const id = `ntf_${crypto.createHash("sha256").update(`${key}\u0000${robot.name}\u0000${g.nonce ?? ""}\u0000${g.seq ?? 0}`).digest("hex").slice(0, 24)}`;
 						await this.repos.notifications
 							.insert({ _id: id, robot: robot.name, groupKey: key, severity, alerts: msg, state: "queued", attempts: 0, nextAttemptAt: now, createdAt: now, sentAt: null })
 							.catch(err => {

@@ -178,6 +178,8 @@ export interface GroupState {
 	since: number | null;
 	/** Notifications made so far: the next one's id derives from it, so a crash before this state is written makes the same ids again. */
 	seq: number;
+	/** Random, from the group's creation: ids never repeat those of another store (DingTalk would drop a repeated msgUuid). */
+	nonce: string;
 }
 
 export const groupKeyOf = (a: AlertRecord, rule: RuleSpec) =>

@@ -12,7 +12,7 @@
  * - at most `perWindow` messages per `windowMs` per robot: one more blocks
  *   the robot for `blockMs` (130101 "send too fast") — DingTalk: 20 per
  *   minute, blocked 10 minutes;
- * - a `msgUuid` seen before is not shown again (answered as sent).
+ * - a `msgUuid` this robot saw before is not shown again (answered as sent).
  *
  * Faults can be queued (5xx, -1, connection reset, a slow answer) and every
  * request and every shown message is recorded.
@@ -31,8 +31,8 @@ export interface FakeRobot {
 	perWindow?: number;
 }
 
-/** 5xx: a gateway error; busy: errcode -1; reset: the connection dropped unanswered; lost-answer: the message is taken, the answer lost; slow: answered late. */
-export type Fault = "5xx" | "busy" | "reset" | "lost-answer" | "slow";
+/** 5xx: a gateway error; busy: errcode -1; reset: the connection dropped unanswered; lost-answer: the message is taken, the answer lost; slow: answered late; ok: no fault this time. */
+export type Fault = "5xx" | "busy" | "reset" | "lost-answer" | "slow" | "ok";
 
 export interface ShownMessage {
 	token: string;
@@ -201,7 +201,7 @@ export class FakeDingTalk {
 			return answer(130101, "send too fast, exceed 20 times per minute");
 		}
 		this.accepted.set(token, [...recent, now]);
-		if (!record.msgUuid || !this.messages.some(m => m.msgUuid === record.msgUuid)) {
+		if (!record.msgUuid || !this.messages.some(m => m.token === token && m.msgUuid === record.msgUuid)) {
 			this.messages.push({ token, msgUuid: record.msgUuid ?? "", title: body.markdown.title, text: body.markdown.text, atMobiles: body.at?.atMobiles ?? [], at: now });
 		}
 		if (fault === "lost-answer") {

@@ -9,7 +9,7 @@ import {
 	advance, backoffMs, fingerprint, flush, inhibitedBy, MAX_PER_DIGEST, matches, observe, plan, silencedBy,
 	type AlertRecord, type GroupState, type RuleSpec, type Signal,
 } from "../../services/alerts/engine";
-import { INHIBIT_RULES } from "../../services/alerts/rules";
+import { INHIBIT_RULES, RateWindow } from "../../services/alerts/rules";
 
 describe("DingTalk signing", () => {
 	it("matches a vector computed independently (Python hmac/base64/quote_plus, as DingTalk's own sample)", () => {
@@ -112,7 +112,7 @@ const firingAt = (id: string, t: number): AlertRecord => ({
 	activeSince: t, firingSince: t, inactiveSince: null, resolvedAt: null, updatedAt: t,
 });
 const timing = { groupWaitMs: 100, groupIntervalMs: 1000, repeatIntervalMs: 10_000 };
-const fresh = (since: number): GroupState => ({ _id: "g", severity: "P2", lastSentAt: null, sent: {}, since, seq: 0 });
+const fresh = (since: number): GroupState => ({ _id: "g", severity: "P2", lastSentAt: null, sent: {}, since, seq: 0, nonce: "n" });
 
 describe("grouping", () => {
 	it("waits group_wait, then group_interval for a change, then repeat_interval for the same alerts", () => {
@@ -191,5 +191,18 @@ describe("a robot's send plan", () => {
 		expect(backoffMs(0, () => 1)).toBe(1000);
 		expect(backoffMs(3, () => 1)).toBe(8000);
 		expect(backoffMs(40, () => 1)).toBe(300_000);
+	});
+});
+
+describe("a rate window", () => {
+	it("counts attempts and failures of the last window only, in constant memory", () => {
+		const w = new RateWindow(60_000);
+		for (let t = 0; t < 120_000; t += 10) w.add(t, t % 40 === 0); // 100 a second, a quarter failed
+		const { attempts, failures } = w.counts(120_000);
+		expect(attempts).toBeGreaterThanOrEqual(5900);
+		expect(attempts).toBeLessThanOrEqual(6000);
+		expect(failures / attempts).toBeCloseTo(0.25, 2);
+		expect((w as any).buckets.size).toBeLessThanOrEqual(61);
+		expect(w.counts(200_000)).toEqual({ attempts: 0, failures: 0 });
 	});
 });

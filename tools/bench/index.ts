@@ -17,6 +17,7 @@ const BENCHMARKS: Record<string, { summary: string; load: () => Promise<Benchmar
 	gateway: { summary: "GET /api/v1/me through the gateway (embedded, over NATS) vs plain node:http", load: () => import("./gateway") },
 	doors: { summary: "door opens end to end vs the raw MQTT round trip through Mosquitto; door actor memory", load: () => import("./doors") },
 	orders: { summary: "complete order lifecycles per second through REST (reserve → deposit → pay → pickup), embedded and distributed", load: () => import("./orders") },
+	alerts: { summary: "a burst of alerts into one DingTalk robot (20 a minute): the usual bridge's behaviour vs the alerts service, also with failing requests", load: () => import("./alerts") },
 	geo: { summary: "nearest 20 over 100 000 points: our H3 index vs geokdbush, Redis, brute force; GET /api/v1/points/nearby over HTTP", load: () => import("./geo") },
 };
 
