@@ -433,10 +433,16 @@ export class CabinetHost {
 
 	// -------------------------------------------------------------------------
 
-	/** Fails fast for a cabinet known to be offline; a new owner first waits briefly for the cabinet's answer to its query. */
+	/**
+	 * Fails fast for a cabinet known to be offline. A new owner first waits for the cabinet's answer to its
+	 * query, or its next heartbeat if that answer is lost: up to a heartbeat period (at least 2 s), bounded
+	 * by half the lease so the caller's budget (command timeout + half the lease + 1 s) still holds.
+	 */
 	private async ensureReachable(): Promise<void> {
 		if (!this.online && this.lastSeenAt === 0) {
-			await Promise.race([this.heard, new Promise(r => setTimeout(r, Math.min(2000, this.deps.settings.commandTimeoutMs)))]);
+			const { heartbeatSec, leaseTtlMs } = this.deps.settings;
+			const waitMs = Math.min(leaseTtlMs / 2, Math.max(2000, heartbeatSec * 1000 + 500));
+			await Promise.race([this.heard, new Promise(r => setTimeout(r, waitMs))]);
 		}
 		if (!this.online || this.deps.now() < this.breakerOpenUntil) throw cabinetOffline(this.id);
 	}
