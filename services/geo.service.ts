@@ -21,7 +21,7 @@ import type { DoorStateEvent } from "./geo/read-model";
 import { doorsNodes } from "../lib/door-client";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
 import { chooseResolution } from "./geo/point-index";
-import { GeoReadModel, MAP_RESOLUTIONS, toRow, type GeoEntry, type MapCell, type MapRes, type PointRow } from "./geo/read-model";
+import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toNearbyRow, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate, type NearbyRow } from "./geo/read-model";
 
 /** Buffers a change that arrived before the snapshot: only the newest version of each counts. */
 function keepNewest<T extends { version: number }>(pending: Map<string, T>, id: string, item: T): void {
@@ -92,22 +92,22 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					size: { type: "enum", values: [...SIZES], optional: true },
 					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
 				},
-				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<{ rows: PointRow[] }> {
+				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<{ rows: NearbyRow[] }> {
 					const { lat, lng, radius, size, limit } = ctx.params;
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
 					const cacher = this.broker.cacher;
 					// The cache only saves work: when it fails (Redis down) the index answers.
-					let candidates = cacher ? ((await cacher.get(key.key).catch(() => null)) as PointRow[] | null) : null;
+					let candidates = cacher ? ((await cacher.get(key.key).catch(() => null)) as NearbyCandidate[] | null) : null;
 					this.countCache(candidates ? "hit" : "miss");
 					if (!candidates) {
 						const hits = candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size));
-						candidates = hits.map(h => toRow(h.point));
+						candidates = hits.map(h => toCandidate(h.point));
 						// Stored right away (no await in between), so a clean issued after this replica
 						// applies a later change always comes after this write.
 						cacher?.set(key.key, candidates, CACHE_TTL_SEC).catch((err: Error) => this.logger.warn(`Nearby cache write failed: ${err.message}`));
 					}
-					return { rows: answerFrom(candidates, lat, lng, radius, limit).map(h => ({ ...h.point, distance: Math.round(h.distance) })) };
+					return { rows: answerFrom(candidates, lat, lng, radius, limit).map(h => toNearbyRow(h.point, h.distance, size)) };
 				},
 			},
 

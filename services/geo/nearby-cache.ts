@@ -22,7 +22,8 @@ import { cellGeometry, greatCircleDistance, type CellGeo, type NearbyHit } from 
 
 export const KEY_RES = 9;
 export const REGION_RES = 3;
-export const NEARBY_PREFIX = "geo.nearby:";
+// The version changes with the cached shape, so a shared cache never hands a new replica an old one.
+export const NEARBY_PREFIX = "geo.nearby.v2:";
 
 export interface NearbyKey {
 	key: string;

@@ -10,7 +10,7 @@
  * faulty). A point's `available` is the first minus the second.
  */
 import * as h3 from "h3-js";
-import type { PointView, Pricing, SizeCounts } from "../../domain/catalog";
+import { SIZES, type PointView, type Pricing, type Size, type SizeCounts } from "../../domain/catalog";
 import { PointIndex, type NearbyHit } from "./point-index";
 
 export const MAP_RESOLUTIONS = [5, 6, 7, 8, 9] as const;
@@ -41,6 +41,52 @@ export interface PointRow {
 	distance?: number;
 	available: SizeCounts;
 	pricing: Pricing;
+}
+
+/**
+ * A nearby candidate as the cache keeps it: the first-period price of each
+ * size instead of the whole pricing (a nearby list shows a price, the point's
+ * page the tariff), so a cached set and an answer stay small.
+ */
+export interface NearbyCandidate {
+	id: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	available: SizeCounts;
+	firstFen: SizeCounts;
+}
+
+/** A row of GET /points/nearby (API.md). */
+export interface NearbyRow {
+	id: string;
+	name: string;
+	address: string;
+	lat: number;
+	lng: number;
+	distance: number;
+	available: SizeCounts;
+	/** The first-period price of `size`; without a size, of the cheapest size with a free door (null: none free). */
+	fromFen: number | null;
+}
+
+export function toCandidate(e: GeoEntry): NearbyCandidate {
+	return {
+		id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available,
+		firstFen: { S: e.pricing.S.firstFen, M: e.pricing.M.firstFen, L: e.pricing.L.firstFen },
+	};
+}
+
+export function fromFenOf(c: Pick<NearbyCandidate, "available" | "firstFen">, size: Size | undefined): number | null {
+	if (size) return c.firstFen[size];
+	let best: number | null = null;
+	for (const s of SIZES) if (c.available[s] > 0 && (best === null || c.firstFen[s] < best)) best = c.firstFen[s];
+	return best;
+}
+
+export function toNearbyRow(c: NearbyCandidate, distance: number, size: Size | undefined): NearbyRow {
+	return { id: c.id, name: c.name, address: c.address, lat: c.lat, lng: c.lng, distance: Math.round(distance), available: c.available, fromFen: fromFenOf(c, size) };
 }
 
 export interface MapCell {

@@ -86,7 +86,7 @@ describe("geo replicas over real NATS with the Redis cacher", () => {
 			expect(one.body.rows.map((r: Row) => r.id)).toEqual(want);
 			expect(two.body.rows.map((r: Row) => r.id)).toEqual(want);
 		}
-		expect((await redis.keys(`*${namespace}*geo.nearby:*`)).length).toBeGreaterThan(0);
+		expect((await redis.keys(`*${namespace}*geo.nearby.v2:*`)).length).toBeGreaterThan(0);
 	});
 
 	it("a catalog change reaches both indexes and cleans the shared cache", async () => {

@@ -432,7 +432,11 @@ describe("catalog events reach the geo index without a restart", () => {
 
 		// Created points (with their cabinets) are found.
 		const found = await eventually(near, r => r.status === 200 && ids(r).includes(point.id) && ids(r).includes(small.id) && r.body.rows.find((x: any) => x.id === point.id).available.L === 1, "point in nearby");
-		expect(found.body.rows.find((x: any) => x.id === point.id)).toMatchObject({ name: `${marker}码头寄存点`, address: "江滨路8号", available: { S: 1, M: 1, L: 1 }, pricing: DEFAULT_PRICING });
+		// A list row carries the first-period price (of the cheapest size with a free door, or of `size`), not the tariff.
+		const row = found.body.rows.find((x: any) => x.id === point.id);
+		expect(row).toMatchObject({ name: `${marker}码头寄存点`, address: "江滨路8号", available: { S: 1, M: 1, L: 1 }, fromFen: Math.min(DEFAULT_PRICING.S.firstFen, DEFAULT_PRICING.M.firstFen, DEFAULT_PRICING.L.firstFen) });
+		expect(row.pricing).toBeUndefined();
+		expect((await nearL()).body.rows.find((x: any) => x.id === point.id).fromFen).toBe(DEFAULT_PRICING.L.firstFen);
 		expect(ids(await eventually(nearL, r => ids(r).includes(point.id), "point in nearby size=L"))).not.toContain(small.id);
 		expect(ids(await nearby(city.lat, city.lng, "&radius=3000&size=S"))).toEqual(expect.arrayContaining([point.id, small.id]));
 		expect(ids(await eventually(search, r => ids(r).includes(point.id), "point in search"))).toEqual([point.id]);
@@ -591,8 +595,8 @@ describe("nearby", () => {
 			expect(Number.isInteger(row.distance)).toBe(true);
 			expect(Math.abs(row.distance - expected[i].d)).toBeLessThanOrEqual(15);
 			if (i > 0) expect(row.distance).toBeGreaterThanOrEqual(all.body.rows[i - 1].distance);
-			expect(row).toMatchObject({ available: { S: 0, M: 1, L: 0 }, pricing: DEFAULT_PRICING });
-			expect(Object.keys(row).sort()).toEqual(expect.arrayContaining(["id", "name", "address", "lat", "lng", "distance", "available", "pricing"]));
+			expect(row).toMatchObject({ available: { S: 0, M: 1, L: 0 }, fromFen: DEFAULT_PRICING.M.firstFen });
+			expect(Object.keys(row)).toEqual(["id", "name", "address", "lat", "lng", "distance", "available", "fromFen"]);
 		}
 
 		const three = await nearby(city.lat, city.lng, "&radius=5000&limit=3");

@@ -1,3 +1,4 @@
+import { fromFenOf } from "../../services/geo/read-model";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes, NEARBY_PREFIX } from "../../services/geo/nearby-cache";
 import { bruteForceNearby, PointIndex, type GeoPoint } from "../../services/geo/point-index";
 import { generatePoints } from "../../services/merchants/fleet-generator";
@@ -48,5 +49,15 @@ describe("nearby cache keys and candidate sets", () => {
 			const key = nearbyKey(lat, lng, 50_000, undefined, 20).key;
 			expect(prefixes.some(p => key.startsWith(p))).toBe(true);
 		}
+	});
+});
+
+describe("a nearby row's price", () => {
+	const c = { available: { S: 0, M: 2, L: 1 }, firstFen: { S: 500, M: 800, L: 1200 } };
+	it("is the first-period price of the size asked for, or of the cheapest size with a free door", () => {
+		expect(fromFenOf(c, "S")).toBe(500);
+		expect(fromFenOf(c, "L")).toBe(1200);
+		expect(fromFenOf(c, undefined)).toBe(800);
+		expect(fromFenOf({ ...c, available: { S: 0, M: 0, L: 0 } }, undefined)).toBeNull();
 	});
 });
