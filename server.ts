@@ -8,6 +8,7 @@ import { loadConfigOrExit, type Config } from "./config";
 import { createBrokerOptions } from "./moleculer.config";
 import { createServiceSchemas, type SchemaOptions } from "./services";
 import { leanMetrics } from "./lib/lean-metrics";
+import { installLeanMetrics } from "./lib/lean-metrics-middleware";
 import { forwardBreakerEvents } from "./lib/breaker-events";
 import { checkReadiness } from "./lib/readiness";
 
@@ -17,6 +18,8 @@ export interface StartedNode {
 }
 
 export async function startNode(config: Config, opts: SchemaOptions & { brokerOverrides?: Record<string, unknown> } = {}): Promise<StartedNode> {
+	// Moleculer's metric families, counted at a cost close to zero per call (lib/lean-metrics-middleware.ts).
+	installLeanMetrics();
 	const broker = new ServiceBroker(createBrokerOptions(config, opts.brokerOverrides));
 	leanMetrics(broker);
 	forwardBreakerEvents(broker);
