@@ -62,7 +62,9 @@ const REDIS_LOAD_BATCH = 5000;
 /** Positions whose HTTP answers are checked (at every radius) before a target is loaded. */
 const HTTP_CHECK_POSITIONS = 10;
 
-const GOALS = { vsRedis: 3, memoryMb: 100, rps: 5000, p99Ms: 20 };
+const GOALS = { vsRedis: 3, memoryMb: 100 };
+/** Issue 13: embedded ≥ 5 000 rps with p99 ≤ 20 ms; geo on its own node over NATS ≥ 3 000 rps with p99 ≤ 30 ms (also with the Redis cacher). */
+const HTTP_GOALS: Record<string, { rps: number; p99Ms: number }> = { embedded: { rps: 5000, p99Ms: 20 }, nats: { rps: 3000, p99Ms: 30 }, "nats+redis": { rps: 3000, p99Ms: 30 } };
 const BUSY_WARN_PCT = 25;
 
 /** geokdbush measures in km on a sphere of 6371 km; Redis in m on one of 6 372 797.560856 m (geohash_helper.c). */
@@ -886,10 +888,13 @@ async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: num
 		[{ title: "target" }, { title: "rps", align: "right" }, { title: "p50 ms", align: "right" }, { title: "p99 ms", align: "right" }, { title: "cache hit rate", align: "right" }],
 		results.map(r => [r.target, String(Math.round(r.rps)), ms(r.p50), ms(r.p99), r.cache ? pct(r.cache.hitRate) : "n/a"]),
 	)}`);
-	const httpGoals = results.flatMap(r => [
-		{ goal: `${r.target} ≥ ${GOALS.rps} rps`, pass: r.rps >= GOALS.rps, value: `${Math.round(r.rps)} rps` },
-		{ goal: `${r.target} p99 ≤ ${GOALS.p99Ms} ms at ${load.connections} connections`, pass: r.p99 <= GOALS.p99Ms, value: `${r.p99} ms` },
-	]);
+	const httpGoals = results.flatMap(r => {
+		const g = HTTP_GOALS[r.target] ?? HTTP_GOALS.nats;
+		return [
+			{ goal: `${r.target} ≥ ${g.rps} rps`, pass: r.rps >= g.rps, value: `${Math.round(r.rps)} rps (cache hit rate ${r.cache ? pct(r.cache.hitRate) : "n/a"})` },
+			{ goal: `${r.target} p99 ≤ ${g.p99Ms} ms at ${load.connections} connections`, pass: r.p99 <= g.p99Ms, value: `${r.p99} ms` },
+		];
+	});
 	goals.push(...httpGoals);
 	printGoals("goals (HTTP)", httpGoals);
 	if (load.connections !== 64) console.log("  (the p99 goal is defined at 64 connections)");
