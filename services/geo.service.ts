@@ -20,8 +20,9 @@ import type { PointChangedEvent } from "../types/events";
 import type { DoorStateEvent } from "./geo/read-model";
 import { doorsNodes } from "../lib/door-client";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
+import { encodeNearby } from "./geo/nearby-json";
 import { chooseResolution } from "./geo/point-index";
-import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toNearbyRow, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate, type NearbyRow } from "./geo/read-model";
+import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate } from "./geo/read-model";
 
 /** Buffers a change that arrived before the snapshot: only the newest version of each counts. */
 function keepNewest<T extends { version: number }>(pending: Map<string, T>, id: string, item: T): void {
@@ -92,7 +93,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					size: { type: "enum", values: [...SIZES], optional: true },
 					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
 				},
-				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<{ rows: NearbyRow[] }> {
+				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<string> {
 					const { lat, lng, radius, size, limit } = ctx.params;
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
@@ -107,7 +108,9 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 						// applies a later change always comes after this write.
 						cacher?.set(key.key, candidates, CACHE_TTL_SEC).catch((err: Error) => this.logger.warn(`Nearby cache write failed: ${err.message}`));
 					}
-					return { rows: answerFrom(candidates, lat, lng, radius, limit).map(h => toNearbyRow(h.point, h.distance, size)) };
+					// Already JSON (services/geo/nearby-json.ts): the gateway sends it as it is.
+					ctx.meta.$responseType = "application/json; charset=utf-8";
+					return encodeNearby(answerFrom(candidates, lat, lng, radius, limit), size);
 				},
 			},
 

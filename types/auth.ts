@@ -28,4 +28,6 @@ export interface AppMeta {
 	/** HTTP status the gateway should answer with (moleculer-web). */
 	$statusCode?: number;
 	$responseHeaders?: Record<string, string>;
+	/** The answer is already encoded (a string) in this type: the gateway sends it as it is (moleculer-web). */
+	$responseType?: string;
 }

@@ -1,4 +1,5 @@
-import { fromFenOf } from "../../services/geo/read-model";
+import { fromFenOf, toNearbyRow, type NearbyCandidate } from "../../services/geo/read-model";
+import { encodeNearby } from "../../services/geo/nearby-json";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes, NEARBY_PREFIX } from "../../services/geo/nearby-cache";
 import { bruteForceNearby, PointIndex, type GeoPoint } from "../../services/geo/point-index";
 import { generatePoints } from "../../services/merchants/fleet-generator";
@@ -59,5 +60,21 @@ describe("a nearby row's price", () => {
 		expect(fromFenOf(c, "L")).toBe(1200);
 		expect(fromFenOf(c, undefined)).toBe(800);
 		expect(fromFenOf({ ...c, available: { S: 0, M: 0, L: 0 } }, undefined)).toBeNull();
+	});
+});
+
+describe("a nearby answer's JSON", () => {
+	it("is byte for byte JSON.stringify of the rows, also for text that needs escaping, and the same when fragments are reused", () => {
+		const cands: NearbyCandidate[] = [
+			{ id: "pt_a", name: "上海 \"人民广场\" 寄存点\n#1", address: "黄浦区 \\ 福州路 10 号 \u2028", lat: 31.230087, lng: 121.469684, available: { S: 3, M: 0, L: 1 }, firstFen: { S: 500, M: 800, L: 1200 } },
+			{ id: "pt_b", name: "B", address: "", lat: -0.5, lng: 1e-7, available: { S: 0, M: 0, L: 0 }, firstFen: { S: 1, M: 2, L: 3 } },
+		];
+		const hits = [{ point: cands[0], distance: 12.5 }, { point: cands[1], distance: 4000.49 }];
+		for (const size of [undefined, "S", "M", "L"] as const) {
+			const expected = JSON.stringify({ rows: hits.map(h => toNearbyRow(h.point, h.distance, size)) });
+			expect(encodeNearby(hits, size)).toBe(expected);
+			expect(encodeNearby(hits, size)).toBe(expected);
+		}
+		expect(encodeNearby([], undefined)).toBe('{"rows":[]}');
 	});
 });
