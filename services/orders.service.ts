@@ -355,11 +355,13 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				},
 			},
 
-			/** Internal (REPL, tests): check every door-dependent order against its door now. */
+			/** Internal (REPL, tests): check every door-dependent order against its door now, and report the stuck ones. */
 			catchUp: {
 				visibility: "public",
 				async handler(this: This) {
-					return { checked: await this.catchUp() };
+					const checked = await this.catchUp();
+					await this.reportStuck();
+					return { checked };
 				},
 			},
 		},

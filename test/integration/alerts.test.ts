@@ -328,7 +328,7 @@ describe("rules fed by the platform's events", () => {
 		// No robot: alerts are kept and listed.
 		p = await startTestPlatform({
 			ALERTS_TICK_MS: "100", ALERT_CLEAR_FOR_MS: "100", ALERT_UNLOCK_WINDOW_MS: "1500", ALERT_UNLOCK_MIN_CABINET: "4", ALERT_BAD_SIGNATURE_BURST: "3",
-			PAYMENT_QUERY_AFTER_MS: "1000", ALERT_PAYMENT_PENDING_MS: "1000",
+			PAYMENT_QUERY_AFTER_MS: "1000", ALERT_PAYMENT_PENDING_MS: "1000", ALERT_ORDER_STUCK_MS: "1000", HEARTBEAT_SEC: "1",
 		});
 		token = (await p.api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: ADMIN.password })).body.accessToken;
 	});
@@ -378,6 +378,29 @@ describe("rules fed by the platform's events", () => {
 			return (await firing()).find(a => a.name === "PaymentPendingTooLong" && a.labels.paymentId === pay.id);
 		}, 10_000);
 		expect(found.labels.orderId).toBe("ord_stale_sweep1");
+	});
+
+	it("an order left depositing past its limit is reported by the orders catch-up", async () => {
+		const b = p.node.broker;
+		const reg = await registerCabinet(b, [{ no: 1, size: "M" }]);
+		const mqttUrl = (await b.call<{ url: string }, object>("hardware.endpoint", {})).url;
+		// Nobody closes the door: the order stays depositing.
+		const sim = new SimulatedCabinet({ cabinetId: reg.cabinetId, secret: reg.secret, doors: reg.doors, mqttUrl, heartbeatSec: 1 });
+		await sim.start();
+		try {
+			await until("the cabinet online", async () => (await b.call<any, any>("doors.cabinet", { cabinetId: reg.cabinetId })).online);
+			const phone = newPhone();
+			const user = (await p.api("POST", "/api/v1/auth/register", { phone, password: "stuck-pass-123" })).body.accessToken;
+			const order = (await p.api("POST", "/api/v1/orders", { pointId: reg.pointId, size: "M" }, { token: user })).body;
+			expect((await p.api("POST", `/api/v1/orders/${order.id}/open`, undefined, { token: user })).body.status).toBe("depositing");
+			const stuck = await until("the stuck order's alert", async () => {
+				await b.call("orders.catchUp");
+				return (await firing()).find(a => a.name === "OrderStuck" && a.labels.orderId === order.id);
+			}, 10_000);
+			expect(stuck.labels).toMatchObject({ status: "depositing", pointId: reg.pointId });
+		} finally {
+			await sim.stop();
+		}
 	});
 
 	it("the reconciliation route tells the alerts what it found", async () => {
