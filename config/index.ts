@@ -187,7 +187,6 @@ export interface Config {
 	};
 	/** Derives every cabinet's MQTT/signing secret (see services/merchants/credentials.ts): merchants and doors nodes need the same. */
 	cabinetSecretKey: string;
-	dingtalk: { webhookUrl?: string; secret?: string };
 	alerts: AlertsConfig;
 	http: {
 		corsOrigins: string[] | "*";
@@ -440,7 +439,6 @@ export function loadConfig(env: Env = process.env): Config {
 			mailboxLimit: int("DOOR_MAILBOX_LIMIT", 64, 1, 100_000),
 			callTimeoutMs: 0,
 		},
-		dingtalk: { webhookUrl: url("DINGTALK_WEBHOOK_URL", ["https:", "http:"]), secret: str("DINGTALK_SECRET") },
 		alerts: {
 			robots: robots(),
 			timing: timing(),

@@ -186,6 +186,19 @@ function LeanMetricsMiddleware(this: unknown, broker: { metrics: Registry; isMet
 		};
 	};
 
+	/** The transporter's send and receive hooks: packets and their bytes (the data is their second argument). */
+	const countPackets = (packetsName: string, bytesName: string) => (next: (...args: unknown[]) => unknown) => {
+		if (!on()) return next;
+		const packets = series(packetsName, null);
+		const bytes = series(bytesName, null);
+		return function leanMetricsPackets(this: unknown, ...args: unknown[]) {
+			const data = args[1] as { length?: number } | undefined;
+			packets.add(1);
+			bytes.add(data && data.length ? data.length : 0);
+			return next.apply(this, args);
+		};
+	};
+
 	return {
 		...builtIn,
 		name: "Metrics",
@@ -262,29 +275,8 @@ function LeanMetricsMiddleware(this: unknown, broker: { metrics: Registry; isMet
 			};
 		},
 
-		transporterSend(next: (...args: unknown[]) => unknown) {
-			if (!on()) return next;
-			const packets = series(METRIC.MOLECULER_TRANSPORTER_PACKETS_SENT_TOTAL, null);
-			const bytes = series(METRIC.MOLECULER_TRANSPORTER_PACKETS_SENT_BYTES, null);
-			return function leanMetricsSend(this: unknown, ...args: unknown[]) {
-				const data = args[1] as { length?: number } | undefined;
-				packets.add(1);
-				bytes.add(data && data.length ? data.length : 0);
-				return next.apply(this, args);
-			};
-		},
-
-		transporterReceive(next: (...args: unknown[]) => unknown) {
-			if (!on()) return next;
-			const packets = series(METRIC.MOLECULER_TRANSPORTER_PACKETS_RECEIVED_TOTAL, null);
-			const bytes = series(METRIC.MOLECULER_TRANSPORTER_PACKETS_RECEIVED_BYTES, null);
-			return function leanMetricsTransportReceive(this: unknown, ...args: unknown[]) {
-				const data = args[1] as { length?: number } | undefined;
-				packets.add(1);
-				bytes.add(data && data.length ? data.length : 0);
-				return next.apply(this, args);
-			};
-		},
+		transporterSend: countPackets(METRIC.MOLECULER_TRANSPORTER_PACKETS_SENT_TOTAL, METRIC.MOLECULER_TRANSPORTER_PACKETS_SENT_BYTES),
+		transporterReceive: countPackets(METRIC.MOLECULER_TRANSPORTER_PACKETS_RECEIVED_TOTAL, METRIC.MOLECULER_TRANSPORTER_PACKETS_RECEIVED_BYTES),
 	};
 }
 

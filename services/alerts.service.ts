@@ -28,7 +28,7 @@ import { invalid, notFound } from "../types/errors";
 import { idParam, pageParams, type Page, type PageParams } from "../types/params";
 import { alertsThatFit, classifyAnswer, renderMessage, signedUrl, type MessageAlert, type SendOutcome, type Severity } from "./alerts/dingtalk";
 import {
-	advance, backoffMs, fingerprint, flush, groupKeyOf, inhibitedBy, observe, plan, silencedBy,
+	advance, backoffMs, fingerprint, flush, groupKeyOf, inhibitedBy, labelsOf, observe, plan, silencedBy,
 	type AlertRecord, type GroupState, type Matcher, type Signal, type Silence,
 } from "./alerts/engine";
 import { alertRules, ANOMALY_RULES, ANOMALY_WORDS, INHIBIT_RULES, RateWindow } from "./alerts/rules";
@@ -97,7 +97,7 @@ interface Methods {
 	sendBatch(robot: RobotConfig, batch: NotificationDoc[], now: number): Promise<SendOutcome["kind"]>;
 	robotState(name: string): Promise<RobotState>;
 	setAside(robot: RobotConfig, outcome: SendOutcome & { reason: string }): Promise<void>;
-	pointInfo(pointId: string): Promise<PointInfo>;
+	pointCabinets(pointId: string): Promise<number>;
 	countRate(key: string, spec: RateSpec, failed: boolean): void;
 	judgeRate(key: string, now: number): void;
 	judgePoint(pointId: string, merchantId: string): Promise<void>;
@@ -118,11 +118,12 @@ interface RateSpec {
 	what: string;
 }
 
-interface PointInfo {
-	cabinets: number;
-	merchantId: string;
-	at: number;
-}
+
+/** One message for several notifications (their alerts, worst severity, oldest time), queued under `id`. */
+const digestOf = (id: string, robot: string, parts: NotificationDoc[], now: number): NotificationDoc => ({
+	_id: id, robot, groupKey: "digest", severity: parts.map(b => b.severity).sort()[0], alerts: parts.flatMap(b => b.alerts),
+	state: "queued", attempts: 0, nextAttemptAt: now, createdAt: Math.min(...parts.map(b => b.createdAt)), sentAt: null,
+});
 
 /** A robot's settings, as a hash: a robot set aside is tried again once they change. */
 const robotHash = (r: RobotConfig | undefined) => crypto.createHash("sha256").update(JSON.stringify(r ?? null)).digest("hex").slice(0, 16);
@@ -142,7 +143,8 @@ interface Vars {
 	leading?: boolean;
 	/** Windowed rate rules (unlock failures per cabinet and fleet-wide, refused payment notifications). */
 	rates: Map<string, RateSpec & { window: RateWindow; active: boolean }>;
-	points: Map<string, PointInfo>;
+	/** Cabinets per point, remembered a minute (for the point alert). */
+	points: Map<string, { cabinets: number; at: number }>;
 	/** Signals handled one at a time (each reads and writes its alert). */
 	signals: Promise<unknown>;
 }
@@ -194,12 +196,16 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					]);
 					const now = Date.now();
 					return {
-						rows: rows.map(a => ({
-							id: a._id, name: a.name, severity: a.severity, state: a.state, labels: a.labels, summary: a.summary,
-							startsAt: a.firingSince ? new Date(a.firingSince).toISOString() : null, endsAt: a.resolvedAt ? new Date(a.resolvedAt).toISOString() : null,
-							...(silencedBy(a, silences, now) ? { silencedBy: silencedBy(a, silences, now)!._id } : {}),
-							...(inhibitedBy(a, firing, INHIBIT_RULES) ? { inhibitedBy: inhibitedBy(a, firing, INHIBIT_RULES)!._id } : {}),
-						})),
+						rows: rows.map(a => {
+							const silence = silencedBy(a, silences, now);
+							const source = inhibitedBy(a, firing, INHIBIT_RULES);
+							return {
+								id: a._id, name: a.name, severity: a.severity, state: a.state, labels: a.labels, summary: a.summary,
+								startsAt: a.firingSince ? new Date(a.firingSince).toISOString() : null, endsAt: a.resolvedAt ? new Date(a.resolvedAt).toISOString() : null,
+								...(silence ? { silencedBy: silence._id } : {}),
+								...(source ? { inhibitedBy: source._id } : {}),
+							};
+						}),
 						total, page, pageSize,
 					};
 				},
@@ -333,8 +339,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					if (!rule) return;
 					// Labels that say nothing (unknown merchant, say) are left out, so the same alert has one fingerprint.
 					s = { ...s, labels: Object.fromEntries(Object.entries(s.labels).filter(([, v]) => typeof v === "string" && v !== "")) };
-					const labels = { alertname: s.rule, ...s.labels };
-					const id = fingerprint(labels);
+					const id = fingerprint(labelsOf(s.rule, s.labels));
 					const prev = await this.repos.alerts.findById(id);
 					const next = observe(prev, s, rule, Date.now());
 					if (!next || next === prev) return;
@@ -380,7 +385,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 			 * from the stored cabinet alerts whose condition holds, so a restart or a second replica agrees.
 			 */
 			async judgePoint(this: This, pointId: string, merchantId: string) {
-				const n = (await this.pointInfo(pointId)).cabinets;
+				const n = await this.pointCabinets(pointId);
 				const off = await this.repos.alerts.count({ name: "CabinetOffline", "labels.pointId": pointId, state: { $in: ["pending", "firing"] }, inactiveSince: null });
 				const need = Math.max(1, Math.ceil(n * ac.thresholds.pointOfflineRatio));
 				await this.signal({
@@ -462,13 +467,14 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 				const hash = robotHash(robots.get(name));
 				const found = await this.repos.robots.findById(name);
 				// Written field by field (requests, a pause …): what was never written has its default.
-				const stored: RobotState | null = found && { pausedUntil: 0, unusable: null, probeAt: 0, configHash: hash, requests: [], ...(found as Partial<RobotState>), _id: name };
+				const defaults: RobotState = { _id: name, pausedUntil: 0, unusable: null, probeAt: 0, configHash: hash, requests: [] };
+				const stored: RobotState = { ...defaults, ...(found as Partial<RobotState> | null), _id: name };
 				// A robot set aside whose settings changed since is given its chance again.
-				if (stored?.unusable && stored.configHash !== hash) {
+				if (stored.unusable && stored.configHash !== hash) {
 					await this.repos.robots.upsertById(name, { unusable: null, probeAt: 0, configHash: hash });
 					return { ...stored, unusable: null, probeAt: 0, configHash: hash };
 				}
-				return stored ?? { _id: name, pausedUntil: 0, unusable: null, probeAt: 0, configHash: hash, requests: [] };
+				return stored;
 			},
 
 			/** Works every robot's queue: P1 first, within its rate, digests when they pile up. */
@@ -506,10 +512,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 				if (batch.length > 1) {
 					// The digest's id comes from what it merges: made again after a crash, it is the same message.
 					const id = `ntf_d${crypto.createHash("sha256").update(batch.map(b => b._id).sort().join(",")).digest("hex").slice(0, 24)}`;
-					const digest: NotificationDoc = {
-						_id: id, robot: robot.name, groupKey: "digest", severity: batch.map(b => b.severity).sort()[0], alerts: batch.flatMap(b => b.alerts),
-						state: "queued", attempts: 0, nextAttemptAt: now, createdAt: Math.min(...batch.map(b => b.createdAt)), sentAt: null,
-					};
+					const digest = digestOf(id, robot.name, batch, now);
 					// Merged first, the digest written after: a crash between leaves merged notifications without
 					// their digest, which the start makes again (restoreDigests) — never one sent twice.
 					await this.repos.notifications.updateWhere({ _id: { $in: batch.map(b => b._id) }, state: "queued" }, { $set: { state: "merged", into: id } });
@@ -586,14 +589,13 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 				void this.signal({ rule: "DingTalkRobotUnusable", labels: { robot: robot.name }, active: true, summary: `钉钉机器人不可用 DingTalk robot ${robot.name}: ${outcome.reason}` });
 			},
 
-			/** A point's cabinet count and merchant (cached a minute): for the point alert and the merchant label. */
-			async pointInfo(this: This, pointId: string): Promise<PointInfo> {
+			/** A point's cabinet count (remembered a minute), for the point alert; 0 when merchants cannot say. */
+			async pointCabinets(this: This, pointId: string): Promise<number> {
 				const c = this.points.get(pointId);
-				if (c && Date.now() - c.at < 60_000) return c;
-				const p = await this.broker.call<{ merchantId: string; cabinets: unknown[] }, { pointId: string }>("merchants.pointForOrder", { pointId }).catch(() => null);
-				const info = { cabinets: p?.cabinets.length ?? 0, merchantId: p?.merchantId ?? "", at: Date.now() };
-				if (p) this.points.set(pointId, info);
-				return info;
+				if (c && Date.now() - c.at < 60_000) return c.cabinets;
+				const p = await this.broker.call<{ cabinets: unknown[] }, { pointId: string }>("merchants.pointForOrder", { pointId }).catch(() => null);
+				if (p) this.points.set(pointId, { cabinets: p.cabinets.length, at: Date.now() });
+				return p?.cabinets.length ?? 0;
 			},
 
 			/** Digests whose notifications were merged but which a crash kept from being written. */
@@ -603,10 +605,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 				for (const m of merged) (byDigest.get(m.into!) ?? byDigest.set(m.into!, []).get(m.into!)!).push(m);
 				for (const [id, parts] of byDigest) {
 					if (await this.repos.notifications.findById(id)) continue;
-					await this.repos.notifications.insert({
-						_id: id, robot: parts[0].robot, groupKey: "digest", severity: parts.map(b => b.severity).sort()[0], alerts: parts.flatMap(b => b.alerts),
-						state: "queued", attempts: 0, nextAttemptAt: Date.now(), createdAt: Math.min(...parts.map(b => b.createdAt)), sentAt: null,
-					});
+					await this.repos.notifications.insert(digestOf(id, parts[0].robot, parts, Date.now()));
 				}
 			},
 

@@ -38,7 +38,6 @@ export interface PointRow {
 	address: string;
 	lat: number;
 	lng: number;
-	distance?: number;
 	available: SizeCounts;
 	pricing: Pricing;
 }
@@ -58,19 +57,6 @@ export interface NearbyCandidate {
 	firstFen: SizeCounts;
 }
 
-/** A row of GET /points/nearby (API.md). */
-export interface NearbyRow {
-	id: string;
-	name: string;
-	address: string;
-	lat: number;
-	lng: number;
-	distance: number;
-	available: SizeCounts;
-	/** The first-period price of `size`; without a size, of the cheapest size with a free door (null: none free). */
-	fromFen: number | null;
-}
-
 export function toCandidate(e: GeoEntry): NearbyCandidate {
 	return {
 		id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available,
@@ -83,10 +69,6 @@ export function fromFenOf(c: Pick<NearbyCandidate, "available" | "firstFen">, si
 	let best: number | null = null;
 	for (const s of SIZES) if (c.available[s] > 0 && (best === null || c.firstFen[s] < best)) best = c.firstFen[s];
 	return best;
-}
-
-export function toNearbyRow(c: NearbyCandidate, distance: number, size: Size | undefined): NearbyRow {
-	return { id: c.id, name: c.name, address: c.address, lat: c.lat, lng: c.lng, distance: Math.round(distance), available: c.available, fromFen: fromFenOf(c, size) };
 }
 
 export interface MapCell {
@@ -102,10 +84,8 @@ const doorsFree = (a: SizeCounts) => a.S + a.M + a.L;
 /** The order of every list of points: by name, ties by id (stable across pages). */
 const byNameThenId = (a: GeoEntry, b: GeoEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1);
 
-export function toRow(e: GeoEntry, distance?: number): PointRow {
-	const row: PointRow = { id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available, pricing: e.pricing };
-	if (distance !== undefined) row.distance = Math.round(distance);
-	return row;
+export function toRow(e: GeoEntry): PointRow {
+	return { id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available, pricing: e.pricing };
 }
 
 /** A door's last state as the door actors reported it (doors.state.changed). */

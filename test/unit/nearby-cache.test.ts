@@ -1,4 +1,4 @@
-import { fromFenOf, toNearbyRow, type NearbyCandidate } from "../../services/geo/read-model";
+import { fromFenOf, type NearbyCandidate } from "../../services/geo/read-model";
 import { encodeNearby } from "../../services/geo/nearby-json";
 import { answerFrom, candidatesFor, nearbyKey, stalePrefixes, NEARBY_PREFIX } from "../../services/geo/nearby-cache";
 import { bruteForceNearby, PointIndex, type GeoPoint } from "../../services/geo/point-index";
@@ -63,6 +63,10 @@ describe("a nearby row's price", () => {
 	});
 });
 
+/** A row of GET /points/nearby as API.md lists its fields, in that order: what the encoder must equal. */
+const rowOf = (c: NearbyCandidate, distance: number, size: "S" | "M" | "L" | undefined) =>
+	({ id: c.id, name: c.name, address: c.address, lat: c.lat, lng: c.lng, distance: Math.round(distance), available: c.available, fromFen: fromFenOf(c, size) });
+
 describe("a nearby answer's JSON", () => {
 	it("is byte for byte JSON.stringify of the rows, also for text that needs escaping, and the same when fragments are reused", () => {
 		const cands: NearbyCandidate[] = [
@@ -71,7 +75,7 @@ describe("a nearby answer's JSON", () => {
 		];
 		const hits = [{ point: cands[0], distance: 12.5 }, { point: cands[1], distance: 4000.49 }];
 		for (const size of [undefined, "S", "M", "L"] as const) {
-			const expected = JSON.stringify({ rows: hits.map(h => toNearbyRow(h.point, h.distance, size)) });
+			const expected = JSON.stringify({ rows: hits.map(h => rowOf(h.point, h.distance, size)) });
 			expect(encodeNearby(hits, size)).toBe(expected);
 			expect(encodeNearby(hits, size)).toBe(expected);
 		}
