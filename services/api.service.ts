@@ -22,7 +22,7 @@ import { TokenService } from "../lib/access-tokens";
 import type { SessionRevokedEvent } from "../types/events";
 import { collectRoutes, type RouteDef } from "./api/routes";
 import { buildOpenApi } from "./api/openapi";
-import { RateLimits, type Budget } from "./api/rate-limit";
+import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
 
@@ -33,6 +33,7 @@ type Req = IncomingMessage & BodyRequest & {
 	$alias?: { action?: string };
 	$route?: unknown;
 	$routeDef?: RouteDef;
+	$limitShown?: LimitResult;
 	$params?: Record<string, unknown>;
 };
 type Res = ServerResponse;
@@ -41,7 +42,8 @@ interface Methods {
 	authenticate(ctx: Context<unknown, AppMeta>, route: unknown, req: Req): Promise<AuthUser | null>;
 	authorize(ctx: Context<unknown, AppMeta>, route: unknown, req: Req, res: Res): Promise<void>;
 	clientIp(req: Req): string;
-	applyLimit(res: Res, budget: Budget, key: string, what: string): Promise<void>;
+	applyLimit(res: Res, budget: Budget, key: string, what: string): Promise<LimitResult>;
+	showLimit(res: Res, r: LimitResult): void;
 	isRevoked(sid: string): Promise<boolean>;
 	markRevoked(ev: SessionRevokedEvent): Promise<void>;
 	sendJson(req: Req, res: Res, status: number, body: unknown): void;
@@ -93,6 +95,7 @@ function sameToken(given: string, expected: string): boolean {
 export function createApiService(config: Config, routeSources: Partial<ServiceSchema>[]): ServiceSchema<ServiceSettingSchema & Record<string, any>, Methods, Vars> {
 	const routes = collectRoutes(routeSources);
 	const bodyLimits = { maxBytes: config.http.bodyLimitBytes, ...DEFAULT_JSON_LIMITS };
+	const verbose = config.logLevel === "debug" || config.logLevel === "trace";
 	const aliases = Object.fromEntries(routes.map(r => [`${r.method} ${r.path}`, r.action]));
 
 	return {
@@ -120,8 +123,10 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 				credentials: false,
 				maxAge: 600,
 			},
-			logRequest: "debug",
-			logResponse: "debug",
+			// moleculer-web builds the coloured line (status, URL, duration) before the logger drops it:
+			// below debug, no request or response lines at all rather than two strings made per request.
+			logRequest: verbose ? "debug" : null,
+			logResponse: verbose ? "debug" : null,
 			log4XXResponses: false,
 			logRequestParams: null,
 			logResponseData: null,
@@ -150,7 +155,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 						// `__proto__` key would set the prototype instead of showing up. Copy by spreading, which
 						// keeps every key an own key for the strict params check (json-body refuses them already).
 						req.$params = { ...(req.body ?? {}), ...req.$params };
-						await this.applyLimit(res, "ip", ip, "requests from your address");
+						let shown = await this.applyLimit(res, "ip", ip, "requests from your address");
 						const def = req.$alias?.action ? this.routeByAction.get(req.$alias.action) : undefined;
 						req.$routeDef = def; // read again by authorize()
 						if (def?.idempotent) {
@@ -167,8 +172,9 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 							ctx.meta.headers = Object.fromEntries(def.rawBody.headers.map(h => [h, String(req.headers[h] ?? "").slice(0, 512)]));
 						}
 						if (def?.rateLimit === "credentials") {
-							await this.applyLimit(res, "credentials", ip, "sign-in attempts from your address");
+							shown = await this.applyLimit(res, "credentials", ip, "sign-in attempts from your address");
 						}
+						req.$limitShown = shown; // written by authorize(), which runs next
 					},
 				},
 				{
@@ -261,6 +267,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 						const retryAfter = (err?.data as { retryAfter?: number } | undefined)?.retryAfter;
 						if (body.code === 429 && retryAfter) res.setHeader("Retry-After", String(retryAfter));
 						if (body.code === 503) res.setHeader("Retry-After", "1");
+						// Refused before authorize() wrote them (a bad token, say): the address's budget.
+						if (req.$limitShown && !res.hasHeader("RateLimit-Limit")) this.showLimit(res, req.$limitShown);
 					}
 					this.sendJson(req, res, body.code, body);
 				} catch (failure) {
@@ -301,12 +309,21 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 				return req.socket.remoteAddress ?? "unknown";
 			},
 
+			/** Takes one request from a budget; a refusal shows that budget's headers and throws 429. */
 			async applyLimit(this: This, res: Res, budget: Budget, key: string, what: string) {
 				const r = await this.limits.take(budget, key);
+				if (!r.allowed) {
+					this.showLimit(res, r);
+					throw rateLimited(`Too many ${what}; try again in ${r.resetSec} s`, r.resetSec);
+				}
+				return r;
+			},
+
+			// Written once per request, for one budget: three header validations instead of six or nine.
+			showLimit(res: Res, r: LimitResult) {
 				res.setHeader("RateLimit-Limit", String(r.limit));
 				res.setHeader("RateLimit-Remaining", String(r.remaining));
 				res.setHeader("RateLimit-Reset", String(r.resetSec));
-				if (!r.allowed) throw rateLimited(`Too many ${what}; try again in ${r.resetSec} s`, r.resetSec);
 			},
 
 			async authenticate(this: This, _ctx: Context<unknown, AppMeta>, _route: unknown, req: Req): Promise<AuthUser | null> {
@@ -327,9 +344,9 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			async authorize(this: This, ctx: Context<unknown, AppMeta>, _route: unknown, req: Req, res: Res): Promise<void> {
 				const denied = checkAccess(req.$routeDef?.auth, ctx.meta.user);
 				if (denied) throw denied;
-				if (ctx.meta.user) {
-					await this.applyLimit(res, "user", ctx.meta.user.id, "requests for your account");
-				}
+				// The headers show the per-user budget when signed in, else the address's (taken in onBeforeCall).
+				const shown = ctx.meta.user ? await this.applyLimit(res, "user", ctx.meta.user.id, "requests for your account") : req.$limitShown;
+				if (shown) this.showLimit(res, shown);
 			},
 
 			async isRevoked(this: This, sid: string): Promise<boolean> {

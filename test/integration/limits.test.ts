@@ -23,9 +23,13 @@ describe("rate limits per IP and per user", () => {
 	it("limits a signed-in user's requests across routes", async () => {
 		// Credentials budget is spent above, so sign up through the broker directly.
 		const session = (await p.node.broker.call("users.register", { phone: newPhone(), password: "limit-pass-123" })) as { accessToken: string };
-		const statuses = [];
-		for (let i = 0; i < 6; i++) statuses.push((await p.api("GET", "/api/v1/me", undefined, { token: session.accessToken })).status);
-		expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+		const answers = [];
+		for (let i = 0; i < 6; i++) answers.push(await p.api("GET", "/api/v1/me", undefined, { token: session.accessToken }));
+		expect(answers.map(a => a.status)).toEqual([200, 200, 200, 200, 200, 429]);
+		// The headers show the user's budget (5), not the address's (1000), once per answer.
+		expect(answers[1].headers.get("ratelimit-limit")).toBe("5");
+		expect(answers[1].headers.get("ratelimit-remaining")).toBe("3");
+		expect(answers[5].headers.get("ratelimit-remaining")).toBe("0");
 	});
 });
 
