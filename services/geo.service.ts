@@ -5,10 +5,11 @@
  * broadcast events. Until door actors report, a point's availability is its
  * enabled doors.
  *
- * Nearby answers go through the Moleculer cacher (Redis when configured) with
- * normalised keys (see geo/nearby-cache.ts); every change cleans the keys of
- * the region it touches, on every replica after it applied the change, so a
- * replica that answered from its older state removes that entry itself.
+ * Nearby answers come from candidate sets cached per caller cell, in each
+ * replica's own memory (see geo/nearby-cache.ts); every change a replica
+ * applies makes the sets of the region it touches stale on that replica. The
+ * city map goes through the Moleculer cacher (Redis when configured), cleaned
+ * the same way.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../config";
@@ -19,7 +20,7 @@ import { SIZES, type PointView, type Size } from "../domain/catalog";
 import type { PointChangedEvent } from "../types/events";
 import type { DoorStateEvent } from "./geo/read-model";
 import { doorsNodes } from "../lib/door-client";
-import { answerFrom, candidatesFor, nearbyKey, stalePrefixes } from "./geo/nearby-cache";
+import { answerFrom, candidatesFor, candidateSet, nearbyKey, NearbyCache } from "./geo/nearby-cache";
 import { encodeNearby } from "./geo/nearby-json";
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate } from "./geo/read-model";
@@ -40,6 +41,9 @@ const CATCH_UP_EVERY_MS = 5_000;
 const CATCH_UP_OVERLAP_MS = 10_000;
 const CACHE_TTL_SEC = 300;
 const NEARBY_CACHE_METRIC = "geo.nearby.cache";
+/** Nearby candidate sets a replica keeps: near a station one holds a thousand points, out of town a few dozen. */
+const NEARBY_CACHE_ENTRIES = 50_000;
+const NEARBY_CACHE_CANDIDATES = 2_000_000;
 
 interface Settings extends ServiceSettingSchema {
 	rest: string;
@@ -60,6 +64,7 @@ interface Methods {
 
 interface Vars {
 	read?: GeoReadModel;
+	nearbyCache: NearbyCache<NearbyCandidate>;
 	/** Events that arrived while the snapshot was loading, applied after it (by version). */
 	pending: Map<string, PointView>;
 	/** Door states that arrived while the snapshot was loading. */
@@ -97,20 +102,15 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					const { lat, lng, radius, size, limit } = ctx.params;
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
-					const cacher = this.broker.cacher;
-					// The cache only saves work: when it fails (Redis down) the index answers.
-					let candidates = cacher ? ((await cacher.get(key.key).catch(() => null)) as NearbyCandidate[] | null) : null;
-					this.countCache(candidates ? "hit" : "miss");
-					if (!candidates) {
-						const hits = candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size));
-						candidates = hits.map(h => toCandidate(h.point));
-						// Stored right away (no await in between), so a clean issued after this replica
-						// applies a later change always comes after this write.
-						cacher?.set(key.key, candidates, CACHE_TTL_SEC).catch((err: Error) => this.logger.warn(`Nearby cache write failed: ${err.message}`));
+					let set = this.nearbyCache.get(key);
+					this.countCache(set ? "hit" : "miss");
+					if (!set) {
+						set = candidateSet(candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size)), toCandidate);
+						this.nearbyCache.set(key, set);
 					}
 					// Already JSON (services/geo/nearby-json.ts): the gateway sends it as it is.
 					ctx.meta.$responseType = "application/json; charset=utf-8";
-					return encodeNearby(answerFrom(candidates, lat, lng, radius, limit), size);
+					return encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size);
 				},
 			},
 
@@ -238,15 +238,14 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 				if (change) await this.cleanCaches([change.before, change.after]);
 			},
 
-			/** Removes the cached answers a change at these entries may have made stale. */
+			/** Drops the cached answers a change at these entries may have made stale. */
 			async cleanCaches(this: This, entries: (GeoEntry | undefined)[]) {
+				const places = entries.filter((e): e is GeoEntry => !!e);
+				for (const e of places) this.nearbyCache.changedAt(e.lat, e.lng);
 				const cacher = this.broker.cacher;
 				if (!cacher) return;
-				const places = entries.filter((e): e is GeoEntry => !!e);
-				const prefixes = new Set(places.flatMap(e => stalePrefixes(e.lat, e.lng)));
 				const cities = new Set(places.map(e => e.cityCode));
 				await Promise.all([
-					...[...prefixes].map(prefix => cacher.clean(`${prefix}*`)),
 					// Moleculer 0.15's default keygen quotes string params: the cityMap key is `geo.cityMap:"SH"|7`.
 					...[...cities].map(city => cacher.clean(`geo.cityMap:"${city}"|*`)),
 				]);
@@ -296,6 +295,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			this.pendingDoors = new Map();
 			this.cities = new Set();
 			this.cacheStats = { hits: 0, misses: 0 };
+			this.nearbyCache = new NearbyCache(NEARBY_CACHE_ENTRIES, NEARBY_CACHE_CANDIDATES);
 			this.syncedUntil = 0;
 			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(NEARBY_CACHE_METRIC)) {
 				this.broker.metrics.register({ name: NEARBY_CACHE_METRIC, type: "counter", labelNames: ["result"], description: "Nearby answers from the cache (hit) or computed (miss)" });

@@ -74,7 +74,7 @@ export function unitVector(lat: number, lng: number): [number, number, number] {
 }
 
 /** Great-circle distance in metres from a squared chord of the unit sphere. */
-function distanceFromChord2(c2: number): number {
+export function distanceFromChord2(c2: number): number {
 	return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(c2) / 2));
 }
 

@@ -11,7 +11,7 @@
  */
 import * as h3 from "h3-js";
 import { SIZES, type PointView, type Pricing, type Size, type SizeCounts } from "../../domain/catalog";
-import { PointIndex, type NearbyHit } from "./point-index";
+import { PointIndex, unitVector, type NearbyHit } from "./point-index";
 
 export const MAP_RESOLUTIONS = [5, 6, 7, 8, 9] as const;
 export type MapRes = (typeof MAP_RESOLUTIONS)[number];
@@ -55,13 +55,33 @@ export interface NearbyCandidate {
 	lng: number;
 	available: SizeCounts;
 	firstFen: SizeCounts;
+	/** Unit vector of (lat, lng), for distances (nearby-cache.ts); not part of any answer. */
+	x: number;
+	y: number;
+	z: number;
 }
 
-export function toCandidate(e: GeoEntry): NearbyCandidate {
-	return {
-		id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available,
-		firstFen: { S: e.pricing.S.firstFen, M: e.pricing.M.firstFen, L: e.pricing.L.firstFen },
-	};
+/**
+ * Made once per entry and kept on it: entries are never changed in place (a
+ * change replaces the entry), so the candidate — and the JSON fragments the
+ * encoder keeps on it — stay true for as long as the entry is in the index,
+ * and a cache miss allocates nothing per candidate. A symbol property (not a
+ * WeakMap, whose ephemeron tables every garbage collection walks).
+ */
+const CANDIDATE = Symbol("nearby candidate");
+
+export function toCandidate(e: GeoEntry & { [CANDIDATE]?: NearbyCandidate }): NearbyCandidate {
+	let c = e[CANDIDATE];
+	if (!c) {
+		const [x, y, z] = unitVector(e.lat, e.lng);
+		c = {
+			id: e.id, name: e.name, address: e.address, lat: e.lat, lng: e.lng, available: e.available,
+			firstFen: { S: e.pricing.S.firstFen, M: e.pricing.M.firstFen, L: e.pricing.L.firstFen },
+			x, y, z,
+		};
+		Object.defineProperty(e, CANDIDATE, { value: c, enumerable: false });
+	}
+	return c;
 }
 
 export function fromFenOf(c: Pick<NearbyCandidate, "available" | "firstFen">, size: Size | undefined): number | null {

@@ -1,7 +1,7 @@
 import { fromFenOf, type NearbyCandidate } from "../../services/geo/read-model";
 import { encodeNearby } from "../../services/geo/nearby-json";
-import { answerFrom, candidatesFor, nearbyKey, stalePrefixes, NEARBY_PREFIX } from "../../services/geo/nearby-cache";
-import { bruteForceNearby, PointIndex, type GeoPoint } from "../../services/geo/point-index";
+import { answerFrom, candidatesFor, candidateSet, nearbyKey, NearbyCache, staleRegions } from "../../services/geo/nearby-cache";
+import { bruteForceNearby, PointIndex, unitVector, type GeoPoint } from "../../services/geo/point-index";
 import { generatePoints } from "../../services/merchants/fleet-generator";
 
 describe("nearby cache keys and candidate sets", () => {
@@ -9,26 +9,34 @@ describe("nearby cache keys and candidate sets", () => {
 	const index = new PointIndex<GeoPoint>(8);
 	for (const p of points) index.upsert(p);
 	const nearby = (lat: number, lng: number, radius: number, limit: number) => index.nearby({ lat, lng, radius, limit });
+	const placed = (p: GeoPoint) => {
+		const [x, y, z] = unitVector(p.lat, p.lng);
+		return { ...p, x, y, z };
+	};
 
 	it("answers every caller in a key's cell exactly like brute force, from one candidate set", () => {
 		let rnd = 12345;
 		const next = () => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+		let compared = 0;
 		for (let i = 0; i < 200; i++) {
 			const base = points[Math.floor(next() * points.length)];
 			const radius = [500, 2_000, 5_000, 50_000][i % 4];
 			const limit = [1, 20, 100][i % 3];
 			const key = nearbyKey(base.lat, base.lng, radius, undefined, limit);
-			const candidates = candidatesFor(key, radius, limit, nearby).map(h => h.point);
-			// Several callers standing in the same key cell share the candidate set.
-			for (let j = 0; j < 3; j++) {
-				const lat = base.lat + (next() - 0.5) * 0.002;
-				const lng = base.lng + (next() - 0.5) * 0.002;
+			const set = candidateSet(candidatesFor(key, radius, limit, nearby), placed);
+			// Several callers standing anywhere in the same key cell (≈ 1 km across) share the candidate set.
+			for (let j = 0; j < 4; j++) {
+				const lat = base.lat + (next() - 0.5) * 0.01;
+				const lng = base.lng + (next() - 0.5) * 0.01;
 				if (nearbyKey(lat, lng, radius, undefined, limit).key !== key.key) continue;
-				const got = answerFrom(candidates, lat, lng, radius, limit).map(h => h.point.id).join(",");
-				const want = bruteForceNearby(points, { lat, lng, radius, limit }).map(h => h.point.id).join(",");
+				// Ids and distances, bit for bit.
+				const got = answerFrom(set, key, lat, lng, radius, limit).map(h => `${h.point.id}@${h.distance}`).join(",");
+				const want = bruteForceNearby(points, { lat, lng, radius, limit }).map(h => `${h.point.id}@${h.distance}`).join(",");
+				compared++;
 				if (got !== want) expect({ i, j, got }).toEqual({ i, j, got: want });
 			}
 		}
+		expect(compared).toBeGreaterThan(300); // most callers fell in the key's cell
 	});
 
 	it("normalises the key: callers a few metres apart share it, the filters are part of it", () => {
@@ -36,20 +44,42 @@ describe("nearby cache keys and candidate sets", () => {
 		expect(nearbyKey(31.23041, 121.47371, 2000, "M", 20).key).toBe(a.key);
 		expect(nearbyKey(31.2304, 121.4737, 5000, "M", 20).key).not.toBe(a.key);
 		expect(nearbyKey(31.2304, 121.4737, 2000, undefined, 20).key).not.toBe(a.key);
-		expect(a.key.startsWith(NEARBY_PREFIX)).toBe(true);
 	});
 
-	it("a change cleans the region of every key whose answer it could touch (radius ≤ 50 km)", () => {
+	it("a change makes stale the region of every key whose answer it could touch (radius ≤ 50 km)", () => {
 		const change = { lat: 31.2304, lng: 121.4737 };
-		const prefixes = stalePrefixes(change.lat, change.lng);
+		const regions = staleRegions(change.lat, change.lng);
 		// Callers up to 50 km away in every direction.
 		for (let deg = 0; deg < 360; deg += 15) {
 			const rad = (deg * Math.PI) / 180;
 			const lat = change.lat + (50_000 * Math.cos(rad)) / 111_320;
 			const lng = change.lng + (50_000 * Math.sin(rad)) / (111_320 * Math.cos((change.lat * Math.PI) / 180));
-			const key = nearbyKey(lat, lng, 50_000, undefined, 20).key;
-			expect(prefixes.some(p => key.startsWith(p))).toBe(true);
+			expect(regions).toContain(nearbyKey(lat, lng, 50_000, undefined, 20).region);
 		}
+	});
+});
+
+describe("a replica's nearby cache", () => {
+	const set = { points: [], fromCentre: new Float64Array(0) };
+	it("serves a set until a change nearby makes its region stale; changes far away leave it", () => {
+		const cache = new NearbyCache<never>(100, 1000);
+		const key = nearbyKey(31.2304, 121.4737, 2000, undefined, 20);
+		cache.set(key, set);
+		expect(cache.get(key)).toBe(set);
+		cache.changedAt(39.9042, 116.4074); // Beijing
+		expect(cache.get(key)).toBe(set);
+		cache.changedAt(31.30, 121.50); // a few km off
+		expect(cache.get(key)).toBeUndefined();
+		cache.set(key, set); // computed again after the change
+		expect(cache.get(key)).toBe(set);
+	});
+
+	it("is bounded by the candidates it holds, least recently used out first", () => {
+		const cache = new NearbyCache<{ id: string }>(100, 25);
+		const ten = { points: Array.from({ length: 10 }, (_, i) => ({ id: `p${i}` })), fromCentre: new Float64Array(10) };
+		const keys = [0, 1, 2].map(i => nearbyKey(31.2304 + i * 0.05, 121.4737, 2000, undefined, 20));
+		for (const k of keys) cache.set(k, ten);
+		expect(keys.map(k => cache.get(k) !== undefined)).toEqual([false, true, true]);
 	});
 });
 
@@ -70,8 +100,8 @@ const rowOf = (c: NearbyCandidate, distance: number, size: "S" | "M" | "L" | und
 describe("a nearby answer's JSON", () => {
 	it("is byte for byte JSON.stringify of the rows, also for text that needs escaping, and the same when fragments are reused", () => {
 		const cands: NearbyCandidate[] = [
-			{ id: "pt_a", name: "上海 \"人民广场\" 寄存点\n#1", address: "黄浦区 \\ 福州路 10 号 \u2028", lat: 31.230087, lng: 121.469684, available: { S: 3, M: 0, L: 1 }, firstFen: { S: 500, M: 800, L: 1200 } },
-			{ id: "pt_b", name: "B", address: "", lat: -0.5, lng: 1e-7, available: { S: 0, M: 0, L: 0 }, firstFen: { S: 1, M: 2, L: 3 } },
+			{ id: "pt_a", name: "上海 \"人民广场\" 寄存点\n#1", address: "黄浦区 \\ 福州路 10 号 \u2028", lat: 31.230087, lng: 121.469684, available: { S: 3, M: 0, L: 1 }, firstFen: { S: 500, M: 800, L: 1200 }, x: 0, y: 0, z: 1 },
+			{ id: "pt_b", name: "B", address: "", lat: -0.5, lng: 1e-7, available: { S: 0, M: 0, L: 0 }, firstFen: { S: 1, M: 2, L: 3 }, x: 1, y: 0, z: 0 },
 		];
 		const hits = [{ point: cands[0], distance: 12.5 }, { point: cands[1], distance: 4000.49 }];
 		for (const size of [undefined, "S", "M", "L"] as const) {

@@ -11,10 +11,11 @@
  *
  * Over HTTP (unless --skip-http): the fleet is seeded into NeDB files
  * (tools/seed.ts, same seed, so the same points), the platform started on
- * them, and autocannon sends GET /api/v1/points/nearby with the same positions
- * and radii — embedded, with geo on its own node over NATS, and the same with
- * the Redis cacher. The nearby cache's hit rate comes from the
- * geo_nearby_cache counter of the node running geo.
+ * them, and autocannon sends GET /api/v1/points/nearby from a mix of callers
+ * (generateCallers: at stations, sights and points; --mix spread asks the
+ * in-process positions at every radius instead) — embedded, with geo on its
+ * own node over NATS, and the same with the Redis cacher. The nearby cache's
+ * hit rate comes from the geo_nearby_cache counter of the node running geo.
  *
  * Results go to bench-results/geo.json.
  */
@@ -46,6 +47,10 @@ options:
   --queries N       caller positions, each asked at every radius (default 10000)
   --seed N          PRNG seed of the points (as npm run seed) and positions (default 42)
   --skip-http       only the in-process part
+  --skip-in-process only the HTTP part (its answers are still checked against brute force)
+  --targets LIST    HTTP targets, comma-separated (default embedded,nats,nats+redis)
+  --mix M           who asks over HTTP: callers (at stations, sights and points; default) or
+                    spread (every position at every radius: the cache's worst case)
 ${LOAD_USAGE}
   --nats URL        NATS server for the nats targets (default nats://127.0.0.1:4222)
   --redis URL       Redis for GEOSEARCH and the cacher target (default redis://127.0.0.1:6379)`;
@@ -159,6 +164,49 @@ function generatePositions(points: readonly GeneratedPoint[], count: number, see
 	}
 	return out;
 }
+
+/**
+ * Who asks GET /points/nearby (the HTTP part's default mix, "callers"): people
+ * with luggage, so mostly at the places they arrive at or visit. 70 % stand
+ * within walking distance of a sub-centre (0.1–0.8 km off; stations and
+ * airports three times as likely as districts), 20 % near a storage point
+ * (a hotel, a shop; 0.2–1 km off) and 10 % anywhere within 25 km of a city
+ * centre. The radius is the app's default (2 km) for 60 % of them, 500 m or
+ * 5 km for 20 % each. Every request has a position of its own (6 decimals).
+ * "spread" (--mix spread) asks every position of generatePositions at every
+ * radius instead: callers as spread out as the points, the cache's worst case.
+ */
+interface Ask extends Position {
+	radius: (typeof RADII)[number];
+}
+
+export function generateCallers(points: readonly GeneratedPoint[], count: number, seed: number): Ask[] {
+	const rng = mulberry32(Math.imul(seed ^ 0x27d4eb2f, 0x85ebca6b) >>> 0);
+	const spots = HOT_CITIES.flatMap(city => city.subCentres.map(c => ({ ...c, weight: city.weight * c.weight * (c.hub ? 3 : 1) })));
+	const out: Ask[] = [];
+	for (let i = 0; i < count; i++) {
+		const kind = rng();
+		let p: Position;
+		if (kind < 0.7) {
+			const spot = pickWeighted(rng, spots);
+			p = jitter(rng, spot.lat, spot.lng, logUniform(rng, 0.1, 0.8));
+		} else if (kind < 0.9) {
+			const near = points[(rng() * points.length) | 0];
+			p = jitter(rng, near.lat, near.lng, logUniform(rng, 0.2, 1));
+		} else {
+			const city = pickWeighted(rng, HOT_CITIES);
+			const r = 25 * Math.sqrt(rng());
+			const a = 2 * Math.PI * rng();
+			p = { lat: city.lat + (r * Math.sin(a)) / KM_PER_DEG_LAT, lng: city.lng + (r * Math.cos(a)) / kmPerDegLng(city.lat) };
+		}
+		const which = rng();
+		out.push({ lat: round6(p.lat), lng: round6(p.lng), radius: which < 0.6 ? 2000 : which < 0.8 ? 500 : 5000 });
+	}
+	return out;
+}
+
+export const MIXES = ["callers", "spread"] as const;
+export type Mix = (typeof MIXES)[number];
 
 // ---------------------------------------------------------------------------
 // Measuring
@@ -592,9 +640,11 @@ const TARGETS: Target[] = [
 
 const nearbyPath = (q: Position, radius: number) => `${API}/points/nearby?lat=${q.lat}&lng=${q.lng}&radius=${radius}&limit=${LIMIT}`;
 
-/** Every position at every radius, in a seeded random order (so neighbouring requests are unrelated). */
-function requestPaths(positions: readonly Position[], seed: number): string[] {
-	const paths = positions.flatMap(q => RADII.map(r => nearbyPath(q, r)));
+/** The mix's requests (as many as positions × radii), in a seeded random order (so neighbouring requests are unrelated). */
+function requestPaths(mix: Mix, points: readonly GeneratedPoint[], positions: readonly Position[], seed: number): string[] {
+	const paths = mix === "spread"
+		? positions.flatMap(q => RADII.map(r => nearbyPath(q, r)))
+		: generateCallers(points, positions.length * RADII.length, seed).map(a => nearbyPath(a, a.radius));
 	const rng = mulberry32((seed ^ 0x2545f491) >>> 0);
 	for (let i = paths.length - 1; i > 0; i--) {
 		const j = (rng() * (i + 1)) | 0;
@@ -776,6 +826,9 @@ export async function main(argv: string[]): Promise<number> {
 		queries: { type: "string" },
 		seed: { type: "string" },
 		"skip-http": { type: "boolean" },
+		"skip-in-process": { type: "boolean" },
+		targets: { type: "string" },
+		mix: { type: "string" },
 		nats: { type: "string" },
 		redis: { type: "string" },
 	});
@@ -785,6 +838,14 @@ export async function main(argv: string[]): Promise<number> {
 	const seed = flags.seed === undefined ? 42 : Number(flags.seed);
 	if (flags.seed !== undefined && (!/^-?\d+$/.test(flags.seed) || !Number.isSafeInteger(seed))) throw new UsageError(`--seed must be an integer (got "${flags.seed}")`);
 	const skipHttp = !!flags["skip-http"];
+	const skipInProcess = !!flags["skip-in-process"];
+	if (skipHttp && skipInProcess) throw new UsageError("--skip-http and --skip-in-process leave nothing to measure");
+	const targetNames = flags.targets?.split(",").map(t => t.trim()) ?? TARGETS.map(t => t.name);
+	const unknown = targetNames.filter(n => !TARGETS.some(t => t.name === n));
+	if (unknown.length || !targetNames.length) throw new UsageError(`--targets takes a list of ${TARGETS.map(t => t.name).join(", ")} (got "${flags.targets}")`);
+	const targets = TARGETS.filter(t => targetNames.includes(t.name));
+	const mix = (flags.mix ?? "callers") as Mix;
+	if (!MIXES.includes(mix)) throw new UsageError(`--mix must be one of ${MIXES.join(", ")} (got "${flags.mix}")`);
 	const natsUrl = flags.nats ?? "nats://127.0.0.1:4222";
 	const redisUrl = flags.redis ?? "redis://127.0.0.1:6379";
 	if (!natsUrl.startsWith("nats://")) throw new UsageError(`--nats must be a nats:// URL (got "${natsUrl}")`);
@@ -803,10 +864,19 @@ export async function main(argv: string[]): Promise<number> {
 	const busy = await machineBusyPct();
 	if (busy > BUSY_WARN_PCT) console.log(`WARNING: the machine is already busy (${busy} % of a core used by other processes); results will be low\n`);
 
-	const inProc = await runInProcess({ points: nPoints, queries: nQueries, seed, redisUrl }, msg => console.log(`in-process ${msg}`));
 	const failures: string[] = [];
 	const goals: Goal[] = [];
+	if (skipInProcess) {
+		const http = await runHttp({ load, nPoints, nQueries, seed, natsUrl, redisUrl, targets, mix }, goals, failures);
+		return writeReport("geo", {
+			parameters: { points: nPoints, positions: nQueries, seed, radiiM: RADII, limit: LIMIT, http: httpParameters(load, natsUrl, mix) },
+			results: { inProcess: null, http: Object.fromEntries(http.map(({ target, ...r }) => [target, r])) },
+			goals,
+			failures,
+		});
+	}
 
+	const inProc = await runInProcess({ points: nPoints, queries: nQueries, seed, redisUrl }, msg => console.log(`in-process ${msg}`));
 	const { check } = inProc;
 	const checkedText = Object.entries(check.perMethod)
 		.map(([method, m]) => `${method} ${m.exact}/${m.checked} identical${m.tolerated ? `, ${m.tolerated} equal within tolerance (near-ties, distances ≤ ${m.maxDeltaM.toPrecision(2)} m apart)` : ""}`)
@@ -843,13 +913,13 @@ export async function main(argv: string[]): Promise<number> {
 		);
 		printGoals("goals (in-process)", goals);
 
-		if (!skipHttp) http = await runHttp({ load, nPoints, nQueries, seed, natsUrl, redisUrl }, goals, failures);
+		if (!skipHttp) http = await runHttp({ load, nPoints, nQueries, seed, natsUrl, redisUrl, targets, mix }, goals, failures);
 	}
 
 	return writeReport("geo", {
 		parameters: {
 			points: nPoints, positions: nQueries, seed, radiiM: RADII, limit: LIMIT, checkSample: CHECK_SAMPLE, warmupQueries: WARMUP_QUERIES, redisPipeline: REDIS_PIPELINE,
-			redis: redisUrl, http: skipHttp ? null : { path: `GET ${API}/points/nearby`, connections: load.connections, durationSec: load.durationSec, warmupSec: load.warmupSec, pipelining: load.pipelining, nats: natsUrl },
+			redis: redisUrl, http: skipHttp ? null : httpParameters(load, natsUrl, mix),
 		},
 		results: {
 			inProcess: {
@@ -864,12 +934,19 @@ export async function main(argv: string[]): Promise<number> {
 	});
 }
 
-async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: number; seed: number; natsUrl: string; redisUrl: string }, goals: Goal[], failures: string[]): Promise<HttpResult[]> {
+const httpParameters = (load: LoadOptions, natsUrl: string, mix: Mix) =>
+	({ path: `GET ${API}/points/nearby`, mix, connections: load.connections, durationSec: load.durationSec, warmupSec: load.warmupSec, pipelining: load.pipelining, nats: natsUrl });
+
+async function runHttp(
+	opts: { load: LoadOptions; nPoints: number; nQueries: number; seed: number; natsUrl: string; redisUrl: string; targets: Target[]; mix: Mix },
+	goals: Goal[],
+	failures: string[],
+): Promise<HttpResult[]> {
 	const { load } = opts;
 	// The same points and positions as in-process (both are deterministic), for the answer check and the paths.
 	const points = generatePoints(opts.nPoints, opts.seed);
 	const positions = generatePositions(points, opts.nQueries, opts.seed);
-	const paths = requestPaths(positions, opts.seed);
+	const paths = requestPaths(opts.mix, points, positions, opts.seed);
 
 	const dataScope = new Scope();
 	const results: HttpResult[] = [];
@@ -879,7 +956,7 @@ async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: num
 		const t = Date.now();
 		await seedFleet(seededDir, opts.nPoints, opts.seed);
 		console.log(`http       seeded in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
-		for (const target of TARGETS) results.push(await benchTarget(target, load, { natsUrl: opts.natsUrl, redisUrl: opts.redisUrl, seededDir }, points, positions, paths));
+		for (const target of opts.targets) results.push(await benchTarget(target, load, { natsUrl: opts.natsUrl, redisUrl: opts.redisUrl, seededDir }, points, positions, paths));
 	} finally {
 		await dataScope.close();
 	}
@@ -898,7 +975,7 @@ async function runHttp(opts: { load: LoadOptions; nPoints: number; nQueries: num
 	goals.push(...httpGoals);
 	printGoals("goals (HTTP)", httpGoals);
 	if (load.connections !== 64) console.log("  (the p99 goal is defined at 64 connections)");
-	console.log(`  (${paths.length} distinct requests (${opts.nQueries} positions × ${RADII.length} radii) in a cycle: the cache hit rate grows with the passes over it)`);
+	console.log(`  (mix "${opts.mix}": ${paths.length} distinct requests in a cycle${opts.mix === "spread" ? ` (${opts.nQueries} positions × ${RADII.length} radii)` : ""}; the cache hit rate grows with the passes over it)`);
 
 	if (results.some(r => r.cpu)) {
 		console.log(`\nCPU during the measured run (% of one core; the machine has ${os.cpus().length * 100} %; "others" includes nats-server and redis-server):`);

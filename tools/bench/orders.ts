@@ -160,7 +160,7 @@ async function embedded(o: { seconds: number; users: number; cabinets: number })
 	const scope = new Scope();
 	try {
 		const [port, mqttPort] = [await freePort(), await freePort()];
-		const proc = scope.startTs("embedded", "server.ts", { ...common, ...(process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : {}), PORT: String(port), MQTT_PORT: String(mqttPort), DATA_DIR: await scope.tempDir("bench-orders-") });
+		const proc = scope.startTs("embedded", "server.ts", { ...common, PORT: String(port), MQTT_PORT: String(mqttPort), DATA_DIR: await scope.tempDir("bench-orders-") });
 		await waitForHttp([proc], `http://127.0.0.1:${port}/api/v1/ready`, { timeoutMs: 60_000 });
 		return await runTarget("embedded", `http://127.0.0.1:${port}`, `mqtt://127.0.0.1:${mqttPort}`, o);
 	} finally {

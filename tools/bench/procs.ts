@@ -26,7 +26,8 @@ export interface Proc {
 }
 
 const OUTPUT_KEEP = 16_000;
-const STOP_GRACE_MS = 5_000;
+// Writing a CPU profile (BENCH_PROFILE) of a long run takes a while after SIGTERM.
+const STOP_GRACE_MS = process.env.BENCH_PROFILE ? 60_000 : 5_000;
 
 /**
  * Everything a benchmark started, so that it can all be stopped at once.
@@ -47,7 +48,9 @@ export class Scope {
 	 * so the pid is the server's own, for stopping and CPU accounting.
 	 */
 	startTs(name: string, file: string, env: EnvOverrides, args: string[] = []): Proc {
-		const proc = startProcess(name, process.execPath, ["--import", "tsx", file, ...args], env);
+		// BENCH_PROFILE=DIR: every server a benchmark starts writes a CPU profile there when stopped.
+		const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}.\${pid}.cpuprofile`] : [];
+		const proc = startProcess(name, process.execPath, [...profile, "--import", "tsx", file, ...args], env);
 		this.procs.push(proc);
 		return proc;
 	}
