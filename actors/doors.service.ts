@@ -39,6 +39,18 @@ import { isUnanswered } from "../lib/mesh-errors";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "../domain/protocol";
 
 const TICK_MS = 1000;
+/**
+ * Each cabinet is ticked once per TICK_MS, but in TICK_SLICES turns spread over
+ * it (by a hash of its id): ticking 500 cabinets at once held the event loop
+ * for 25–30 ms every second, which every door open behind it waited out.
+ */
+const TICK_SLICES = 10;
+
+function sliceOf(cabinetId: string): number {
+	let h = 0;
+	for (let i = 0; i < cabinetId.length; i++) h = (Math.imul(h, 31) + cabinetId.charCodeAt(i)) | 0;
+	return (h >>> 0) % TICK_SLICES;
+}
 const DUE_BATCH = 200;
 /** An order's door event not acknowledged by then is delivered again later. */
 const ORDERS_TIMEOUT_MS = 3000;
@@ -55,7 +67,7 @@ interface Methods {
 	queryAll(why: string): void;
 	catalogOf(cabinetId: string): Promise<CatalogCabinet>;
 	doorRef(doorId: string): { cabinetId: string; no: number };
-	tickAll(): Promise<void>;
+	tickAll(slice: number): Promise<void>;
 	rebalance(): Promise<void>;
 	sendCommand(cabinetId: string, cmd: Command): Promise<void>;
 }
@@ -70,6 +82,8 @@ interface Vars {
 	redis?: IORedis;
 	timer?: NodeJS.Timeout;
 	ticking?: Promise<void>;
+	/** The slice of cabinets the next tick visits. */
+	nextSlice: number;
 	hostSettings: HostSettings;
 	repos: { door_states: Repository<DoorCabinetDoc> };
 	counters: { malformed: number; unknownCabinet: number };
@@ -380,12 +394,13 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				await client.publishAsync(topicOf(cabinetId, "cmd"), JSON.stringify(cmd), { qos: 1, retain: false });
 			},
 
-			async tickAll(this: This) {
+			async tickAll(this: This, slice: number) {
 				// Placement may have moved while no node event said so (a cabinet taken here by a report
-				// while its placed owner was unreachable): give such cabinets back.
-				void this.rebalance();
-				// All at once: their Redis calls are pipelined together instead of queuing one by one.
-				await Promise.all([...this.hosts].map(async ([id, p]) => {
+				// while its placed owner was unreachable): give such cabinets back, once a round.
+				if (slice === 0) void this.rebalance();
+				// A slice's cabinets at once: their Redis calls are pipelined together instead of queuing one by one.
+				const turn = [...this.hosts].filter(([id]) => sliceOf(id) === slice);
+				await Promise.all(turn.map(async ([id, p]) => {
 					const host = await p.catch(() => null);
 					if (!host) return;
 					const keep = await host.tick().catch(err => {
@@ -394,7 +409,8 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					});
 					if (!keep && this.hosts.get(id) === p) this.hosts.delete(id);
 				}));
-				// Durable timers of cabinets nobody holds in memory (e.g. their owner died).
+				// Durable timers of cabinets nobody holds in memory (e.g. their owner died), once a round.
+				if (slice !== 0) return;
 				const nodes = doorsNodes(this.broker);
 				const due = await this.store.due(Date.now(), DUE_BATCH).catch(() => [] as string[]);
 				for (const id of due) {
@@ -452,10 +468,13 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				linked = true;
 			});
 			this.mqtt.on("error", err => this.logger.warn(`MQTT (doors): ${err.message}`));
+			this.nextSlice = 0;
 			this.timer = setInterval(() => {
-				if (this.ticking) return;
-				this.ticking = this.tickAll().finally(() => (this.ticking = undefined));
-			}, TICK_MS);
+				if (this.ticking) return; // a slow round (Redis slow, say) delays the next slice rather than piling up
+				const slice = this.nextSlice;
+				this.nextSlice = (slice + 1) % TICK_SLICES;
+				this.ticking = this.tickAll(slice).finally(() => (this.ticking = undefined));
+			}, TICK_MS / TICK_SLICES);
 		},
 
 		async stopped(this: This) {
