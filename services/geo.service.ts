@@ -98,7 +98,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					size: { type: "enum", values: [...SIZES], optional: true },
 					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
 				},
-				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<string> {
+				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<Buffer | string> {
 					const { lat, lng, radius, size, limit } = ctx.params;
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
@@ -108,9 +108,11 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 						set = candidateSet(candidatesFor(key, radius, limit, (la, ln, r, l) => model.nearby(la, ln, r, l, size)), toCandidate);
 						this.nearbyCache.set(key, set);
 					}
-					// Already JSON (services/geo/nearby-json.ts): the gateway sends it as it is.
+					// Already JSON (services/geo/nearby-json.ts): the gateway sends it as it is. Its bytes to a
+					// caller on this node; text over the mesh, whose JSON packets would spell a Buffer out byte by byte.
 					ctx.meta.$responseType = "application/json; charset=utf-8";
-					return encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size);
+					const body = encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size);
+					return ctx.nodeID === this.broker.nodeID ? body : body.toString("utf8");
 				},
 			},
 

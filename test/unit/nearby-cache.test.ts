@@ -106,9 +106,9 @@ describe("a nearby answer's JSON", () => {
 		const hits = [{ point: cands[0], distance: 12.5 }, { point: cands[1], distance: 4000.49 }];
 		for (const size of [undefined, "S", "M", "L"] as const) {
 			const expected = JSON.stringify({ rows: hits.map(h => rowOf(h.point, h.distance, size)) });
-			expect(encodeNearby(hits, size)).toBe(expected);
-			expect(encodeNearby(hits, size)).toBe(expected);
+			expect(encodeNearby(hits, size).toString("utf8")).toBe(expected);
+			expect(encodeNearby(hits, size).toString("utf8")).toBe(expected);
 		}
-		expect(encodeNearby([], undefined)).toBe('{"rows":[]}');
+		expect(encodeNearby([], undefined).toString("utf8")).toBe('{"rows":[]}');
 	});
 });
