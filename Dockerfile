@@ -57,6 +57,6 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "deploy/healthcheck.js"]
 
 ENTRYPOINT ["/usr/bin/tini", "-s", "--"]
-# The V8 settings of `npm start` (package.json; README "Runtime settings"): a larger young generation and no
-# pretenuring, which otherwise moves per-request objects straight to the old generation after the catalog loads.
-CMD ["node", "--max-semi-space-size=64", "--no-allocation-site-pretenuring", "--import", "tsx", "server.ts"]
+# The node that holds the catalog adds NODE_OPTIONS=--no-allocation-site-pretenuring (docker-compose.yml,
+# README "Runtime settings").
+CMD ["node", "--import", "tsx", "server.ts"]

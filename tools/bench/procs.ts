@@ -26,8 +26,8 @@ export interface Proc {
 }
 
 const OUTPUT_KEEP = 16_000;
-/** The V8 settings `npm start` and the Dockerfile run the platform with (see package.json). */
-const PLATFORM_NODE_FLAGS = ["--max-semi-space-size=64", "--no-allocation-site-pretenuring"];
+/** The V8 setting of a node that holds the catalog, as `npm start` and docker-compose.yml run it (README, "Runtime settings"). */
+const CATALOG_NODE_FLAGS = ["--no-allocation-site-pretenuring"];
 // Writing a CPU profile (BENCH_PROFILE) of a long run takes a while after SIGTERM.
 const STOP_GRACE_MS = process.env.BENCH_PROFILE ? 60_000 : 5_000;
 
@@ -52,7 +52,8 @@ export class Scope {
 	startTs(name: string, file: string, env: EnvOverrides, args: string[] = []): Proc {
 		// BENCH_PROFILE=DIR: every server a benchmark starts writes a CPU profile there when stopped.
 		const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}.\${pid}.cpuprofile`] : [];
-		const platform = file === "server.ts" ? PLATFORM_NODE_FLAGS : [];
+		const holdsCatalog = file === "server.ts" && ("SERVICES" in env ? env.SERVICES === undefined || env.SERVICES.split(",").includes("merchants") : true);
+		const platform = holdsCatalog ? CATALOG_NODE_FLAGS : [];
 		const proc = startProcess(name, process.execPath, [...profile, ...platform, "--import", "tsx", file, ...args], env);
 		this.procs.push(proc);
 		return proc;
