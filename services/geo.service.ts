@@ -55,7 +55,7 @@ interface Methods {
 	applyPoint(p: PointView): Promise<void>;
 	applyDoor(d: DoorStateEvent): Promise<void>;
 	loadTakenDoors(): Promise<void>;
-	cleanCaches(entries: (GeoEntry | undefined)[]): Promise<void>;
+	cleanCaches(entries: (GeoEntry | undefined)[], nearbyFilters?: readonly string[]): Promise<void>;
 	catchUp(): Promise<void>;
 	countCache(result: "hit" | "miss"): void;
 	page<T>(rows: T[], page: number, pageSize: number): Page<T>;
@@ -111,7 +111,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					// Already JSON (services/geo/nearby-json.ts): the gateway sends it as it is. Its bytes to a
 					// caller on this node; text over the mesh, whose JSON packets would spell a Buffer out byte by byte.
 					ctx.meta.$responseType = "application/json; charset=utf-8";
-					const body = encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size);
+					const body = encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size, id => model.get(id)?.available);
 					return ctx.nodeID === this.broker.nodeID ? body : body.toString("utf8");
 				},
 			},
@@ -237,13 +237,16 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			async applyDoor(this: This, d: DoorStateEvent) {
 				if (!this.read) return keepNewest(this.pendingDoors, d.doorId, d);
 				const change = this.read.applyDoor(d);
-				if (change) await this.cleanCaches([change.before, change.after]);
+				if (!change) return;
+				// Rows read free doors live: only size-filtered sets whose membership may change are stale.
+				const crossed = SIZES.filter(s => change.before.available[s] > 0 !== change.after.available[s] > 0);
+				await this.cleanCaches([change.before, change.after], crossed);
 			},
 
 			/** Drops the cached answers a change at these entries may have made stale. */
-			async cleanCaches(this: This, entries: (GeoEntry | undefined)[]) {
+			async cleanCaches(this: This, entries: (GeoEntry | undefined)[], nearbyFilters?: readonly string[]) {
 				const places = entries.filter((e): e is GeoEntry => !!e);
-				for (const e of places) this.nearbyCache.changedAt(e.lat, e.lng);
+				if (nearbyFilters?.length !== 0) for (const e of places) this.nearbyCache.changedAt(e.lat, e.lng, nearbyFilters);
 				const cacher = this.broker.cacher;
 				if (!cacher) return;
 				const cities = new Set(places.map(e => e.cityCode));

@@ -37,6 +37,8 @@ export interface NearbyKey {
 	key: string;
 	/** The caller's resolution-3 cell: what a change cleans. */
 	region: string;
+	/** The size filter, or "any": a door change only touches the sets of the sizes it decides. */
+	filter: string;
 	centerLat: number;
 	centerLng: number;
 	/** Farthest distance from the key cell's centre to any of its points, metres. */
@@ -61,6 +63,7 @@ export function nearbyKey(lat: number, lng: number, radius: number, size: string
 	return {
 		key: `${cell}:${radius}:${size ?? "any"}:${limit}`,
 		region: h3.cellToParent(cell, REGION_RES),
+		filter: size ?? "any",
 		centerLat: g.lat,
 		centerLng: g.lng,
 		reach: g.reach,
@@ -153,8 +156,10 @@ export function answerFrom<T extends Placed>(set: CandidateSet<T>, key: NearbyKe
  * A replica's candidate sets, bounded in entries; a change makes its regions'
  * entries stale at once (a generation per region), without looking for them.
  */
+export const FILTERS = ["any", "S", "M", "L"] as const;
+
 export class NearbyCache<T> {
-	private readonly entries: LRUCache<string, { set: CandidateSet<T>; region: string; generation: number }>;
+	private readonly entries: LRUCache<string, { set: CandidateSet<T>; scope: string; generation: number }>;
 	private readonly generations = new Map<string, number>();
 
 	/** At most `maxEntries` sets and `maxCandidates` candidates in all (a slot is a reference and a distance, 16 bytes). */
@@ -164,16 +169,27 @@ export class NearbyCache<T> {
 
 	get(key: NearbyKey): CandidateSet<T> | undefined {
 		const e = this.entries.get(key.key);
-		return e && e.generation === (this.generations.get(e.region) ?? 0) ? e.set : undefined;
+		return e && e.generation === (this.generations.get(e.scope) ?? 0) ? e.set : undefined;
 	}
 
 	set(key: NearbyKey, set: CandidateSet<T>): void {
-		this.entries.set(key.key, { set, region: key.region, generation: this.generations.get(key.region) ?? 0 });
+		const scope = `${key.region}|${key.filter}`;
+		this.entries.set(key.key, { set, scope, generation: this.generations.get(scope) ?? 0 });
 	}
 
-	/** Every entry whose answer a change at (lat, lng) could alter is stale from now on. */
-	changedAt(lat: number, lng: number): void {
-		for (const region of staleRegions(lat, lng)) this.generations.set(region, (this.generations.get(region) ?? 0) + 1);
+	/**
+	 * Every set of these filters whose members a change at (lat, lng) could
+	 * alter is stale from now on: all filters when a point changed, only the
+	 * sizes whose free doors crossed zero when a door did (the rows' free doors
+	 * are read live, see nearby-json.ts).
+	 */
+	changedAt(lat: number, lng: number, filters: readonly string[] = FILTERS): void {
+		for (const region of staleRegions(lat, lng)) {
+			for (const f of filters) {
+				const scope = `${region}|${f}`;
+				this.generations.set(scope, (this.generations.get(scope) ?? 0) + 1);
+			}
+		}
 	}
 
 	get size(): number {

@@ -8,14 +8,12 @@
  * gives (unit-tested); each fragment is itself JSON.stringify's output.
  * (fast-json-stringify would still encode every row on every answer.)
  */
-import type { Size } from "../../domain/catalog";
+import type { Size, SizeCounts } from "../../domain/catalog";
 import { fromFenOf, type NearbyCandidate } from "./read-model";
 
 interface Fragments {
 	/** `{"id":…,"name":…,"address":…,"lat":…,"lng":…,"distance":` as UTF-8 */
 	head: Buffer;
-	/** `,"available":{…},"fromFen":` as UTF-8 */
-	middle: Buffer;
 }
 
 /**
@@ -32,7 +30,6 @@ function fragmentsOf(c: WithFragments): Fragments {
 		const j = JSON.stringify;
 		f = {
 			head: Buffer.from(`{"id":${j(c.id)},"name":${j(c.name)},"address":${j(c.address)},"lat":${j(c.lat)},"lng":${j(c.lng)},"distance":`),
-			middle: Buffer.from(`,"available":${j({ S: c.available.S, M: c.available.M, L: c.available.L })},"fromFen":`),
 		};
 		Object.defineProperty(c, FRAGMENTS, { value: f, enumerable: false });
 	}
@@ -42,36 +39,38 @@ function fragmentsOf(c: WithFragments): Fragments {
 const OPEN = '{"rows":[';
 const CLOSE = "]}";
 const COMMA = 0x2c;
-const BRACE = 0x7d;
 
 /**
  * `{"rows":[…]}` for the hits, nearest first, as GET /points/nearby answers,
  * as UTF-8 bytes: copied from the candidates' encoded fragments, with only the
  * numbers written per answer. A string built from pieces would be flattened
  * and encoded again by Node for every answer (a tenth of the CPU of a hit).
+ * Free doors (and so the price shown) are the point's as of now (`availableNow`,
+ * falling back to the candidate's): a cached candidate set stays valid through
+ * door changes that do not decide whether a point is in it.
  */
-export function encodeNearby(hits: readonly { point: NearbyCandidate; distance: number }[], size: Size | undefined): Buffer {
-	const numbers: string[] = new Array(hits.length * 2);
+export function encodeNearby(
+	hits: readonly { point: NearbyCandidate; distance: number }[],
+	size: Size | undefined,
+	availableNow: (id: string) => SizeCounts | undefined = () => undefined,
+): Buffer {
+	const tails: string[] = new Array(hits.length);
 	let total = OPEN.length + CLOSE.length;
 	for (let i = 0; i < hits.length; i++) {
 		const { point, distance } = hits[i];
-		const f = fragmentsOf(point);
-		const d = String(Math.round(distance));
-		const fen = JSON.stringify(fromFenOf(point, size));
-		numbers[2 * i] = d;
-		numbers[2 * i + 1] = fen;
-		total += (i ? 1 : 0) + f.head.length + d.length + f.middle.length + fen.length + 1;
+		const a = availableNow(point.id) ?? point.available;
+		const fen = JSON.stringify(fromFenOf({ available: a, firstFen: point.firstFen }, size));
+		// JSON.stringify's spelling of the rest of the row: integers only.
+		const tail = `${Math.round(distance)},"available":{"S":${a.S},"M":${a.M},"L":${a.L}},"fromFen":${fen}}`;
+		tails[i] = tail;
+		total += (i ? 1 : 0) + fragmentsOf(point).head.length + tail.length;
 	}
 	const out = Buffer.allocUnsafe(total);
 	let at = out.write(OPEN, 0, "latin1");
 	for (let i = 0; i < hits.length; i++) {
-		const f = fragmentsOf(hits[i].point);
 		if (i) out[at++] = COMMA;
-		at += f.head.copy(out, at);
-		at += out.write(numbers[2 * i], at, "latin1");
-		at += f.middle.copy(out, at);
-		at += out.write(numbers[2 * i + 1], at, "latin1");
-		out[at++] = BRACE;
+		at += fragmentsOf(hits[i].point).head.copy(out, at);
+		at += out.write(tails[i], at, "latin1");
 	}
 	out.write(CLOSE, at, "latin1");
 	return out;

@@ -190,6 +190,17 @@ describe("door actors with simulated cabinets", () => {
 		expect(await availableAt()).toEqual({ S: 0, M: 1, L: 1 });
 		await broker.call("doors.release", { doorId: doorOf(reg, 1), orderId: "ord-geo" });
 		await until("M back to 2", async () => (await availableAt())?.M === 2);
+		// Asked (and cached) with a size filter: the point leaves when its only L door is taken, and comes back.
+		const withL = async () => {
+			const { rows } = JSON.parse(await broker.call<string, any>("geo.nearby", { lat: reg.lat, lng: reg.lng, radius: 100, size: "L" }));
+			return rows.some((r: any) => r.id === reg.pointId);
+		};
+		expect(await withL()).toBe(true);
+		await broker.call("doors.reserve", { doorId: doorOf(reg, 3), orderId: "ord-geo-l" });
+		await until("gone from size=L", async () => !(await withL()));
+		expect(await availableAt()).toEqual({ S: 0, M: 2, L: 0 }); // and the unfiltered set (still cached) shows it
+		await broker.call("doors.release", { doorId: doorOf(reg, 3), orderId: "ord-geo-l" });
+		await until("back in size=L", async () => await withL());
 	});
 
 	it("a geo replica that starts later loads the doors taken now (not only later changes)", async () => {

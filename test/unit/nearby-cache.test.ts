@@ -74,6 +74,18 @@ describe("a replica's nearby cache", () => {
 		expect(cache.get(key)).toBe(set);
 	});
 
+	it("a door change makes stale only the sets of the sizes it decides", () => {
+		const cache = new NearbyCache<never>(100, 1000);
+		const any = nearbyKey(31.2304, 121.4737, 2000, undefined, 20);
+		const m = nearbyKey(31.2304, 121.4737, 2000, "M", 20);
+		const l = nearbyKey(31.2304, 121.4737, 2000, "L", 20);
+		for (const k of [any, m, l]) cache.set(k, set);
+		cache.changedAt(31.231, 121.474, ["M"]); // a point's last free M door was taken
+		expect([any, m, l].map(k => cache.get(k) === set)).toEqual([true, false, true]);
+		cache.changedAt(31.231, 121.474); // the point itself changed: every filter
+		expect([any, l].map(k => cache.get(k) === set)).toEqual([false, false]);
+	});
+
 	it("is bounded by the candidates it holds, least recently used out first", () => {
 		const cache = new NearbyCache<{ id: string }>(100, 25);
 		const ten = { points: Array.from({ length: 10 }, (_, i) => ({ id: `p${i}` })), fromCentre: new Float64Array(10) };
@@ -110,5 +122,9 @@ describe("a nearby answer's JSON", () => {
 			expect(encodeNearby(hits, size).toString("utf8")).toBe(expected);
 		}
 		expect(encodeNearby([], undefined).toString("utf8")).toBe('{"rows":[]}');
+		// Free doors (and the price shown) as they are now, not as the candidate was cached.
+		const now = { S: 0, M: 0, L: 4 };
+		const live = encodeNearby(hits, undefined, id => (id === "pt_a" ? now : undefined)).toString("utf8");
+		expect(live).toBe(JSON.stringify({ rows: [{ ...rowOf(cands[0], 12.5, undefined), available: now, fromFen: 1200 }, rowOf(cands[1], 4000.49, undefined)] }));
 	});
 });
