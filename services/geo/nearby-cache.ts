@@ -60,10 +60,11 @@ function keyCellGeometry(cell: string): CellGeo {
 export function nearbyKey(lat: number, lng: number, radius: number, size: string | undefined, limit: number): NearbyKey {
 	const cell = h3.latLngToCell(lat, lng, KEY_RES);
 	const g = keyCellGeometry(cell);
+	const filter = size ?? "any";
 	return {
-		key: `${cell}:${radius}:${size ?? "any"}:${limit}`,
+		key: `${cell}:${radius}:${filter}:${limit}`,
 		region: h3.cellToParent(cell, REGION_RES),
-		filter: size ?? "any",
+		filter,
 		centerLat: g.lat,
 		centerLng: g.lng,
 		reach: g.reach,
@@ -152,12 +153,14 @@ export function answerFrom<T extends Placed>(set: CandidateSet<T>, key: NearbyKe
 	return best;
 }
 
-/**
- * A replica's candidate sets, bounded in entries; a change makes its regions'
- * entries stale at once (a generation per region), without looking for them.
- */
+/** A key's size filter: one of the sizes, or "any". */
 export const FILTERS = ["any", "S", "M", "L"] as const;
 
+/**
+ * A replica's candidate sets, bounded in entries and candidates; a change makes
+ * the entries of its regions stale at once (a generation per region and
+ * filter), without looking for them.
+ */
 export class NearbyCache<T> {
 	private readonly entries: LRUCache<string, { set: CandidateSet<T>; scope: string; generation: number }>;
 	private readonly generations = new Map<string, number>();

@@ -1,10 +1,10 @@
 /**
  * The JSON of a nearby answer, built from fragments of each candidate instead
  * of JSON.stringify over fresh row objects (the largest cost of a cached
- * answer). A candidate's fragments — everything but its distance and its
- * price for the size asked — are encoded once per candidate object, which
- * lives as long as its point's index entry (read-model.ts), so an answer
- * encodes only numbers. Byte for byte what JSON.stringify of the rows
+ * answer). A candidate's fragment — everything before its distance — is
+ * encoded once per candidate object, which lives as long as its point's index
+ * entry (read-model.ts), so an answer writes only numbers: the distance, the
+ * free doors as of now and the price that follows from them. Byte for byte what JSON.stringify of the rows
  * gives (unit-tested); each fragment is itself JSON.stringify's output.
  * (fast-json-stringify would still encode every row on every answer.)
  */

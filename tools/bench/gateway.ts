@@ -236,12 +236,14 @@ export async function main(argv: string[]): Promise<number> {
 
 	const byName = Object.fromEntries(results.map(r => [r.target, r])) as Record<TargetName, TargetResult>;
 	const ratio = (r: TargetResult) => (r.rps / byName.bare.rps) * 100;
+	/** The time a request costs the busiest process (one core) while it is saturated. */
+	const us = (r: TargetResult) => 1e6 / r.rps;
 	const pct = (n: number) => `${n.toFixed(1)} %`;
 
 	console.log(`\n${formatTable(
 		[{ title: "target" }, { title: "rps", align: "right" }, { title: "p50 ms", align: "right" }, { title: "p99 ms", align: "right" }, { title: "µs/request", align: "right" },
 			{ title: "ratio to bare", align: "right" }, { title: "to stock (metrics off)", align: "right" }, { title: "to stock (metrics on)", align: "right" }],
-		results.map(r => [r.target, String(Math.round(r.rps)), ms(r.p50), ms(r.p99), (1e6 / r.rps).toFixed(1), pct(ratio(r)),
+		results.map(r => [r.target, String(Math.round(r.rps)), ms(r.p50), ms(r.p99), us(r).toFixed(1), pct(ratio(r)),
 			pct((r.rps / byName["stock-off"].rps) * 100), pct((r.rps / byName["stock-on"].rps) * 100)]),
 	)}`);
 	console.log("  (µs/request = 1 s / rps: the time a request costs the busiest process, one core, while it is saturated)");
@@ -257,13 +259,11 @@ export async function main(argv: string[]): Promise<number> {
 	if (load.connections !== 64) console.log("  (the p99 goal is defined at 64 connections)");
 	if (!goals[0].pass) {
 		// What the miss is made of, from this run: the framework's own ceiling, and what the platform adds to it.
-		const us = (r: TargetResult) => 1e6 / r.rps;
 		console.log(`  embedded: moleculer-web itself (stock, one trivial action, metrics off) reaches ${pct(ratio(byName["stock-off"]))} of bare here, ` +
 			`${us(byName["stock-off"]).toFixed(1)} µs a request against bare's ${us(byName.bare).toFixed(1)}; 50 % of bare leaves ${(2 * us(byName.bare) - us(byName["stock-off"])).toFixed(1)} µs ` +
 			`for everything the platform adds, which costs ${(us(byName.embedded) - us(byName["stock-off"])).toFixed(1)} µs (README, "Where a gateway request's time goes")`);
 	}
 	if (!goals[1].pass) {
-		const us = (r: TargetResult) => 1e6 / r.rps;
 		console.log(`  nats: the stock gateway calling its trivial action on another node over the same NATS reaches ${pct(ratio(byName["stock-nats"]))} of bare ` +
 			`(${us(byName["stock-nats"]).toFixed(1)} µs a request); the platform over NATS ${pct(ratio(byName.nats))}, ${(us(byName.nats) - us(byName["stock-nats"])).toFixed(1)} µs more`);
 	}

@@ -135,6 +135,14 @@ function jitter(rng: Rng, lat: number, lng: number, sigmaKm: number): Position {
 	return { lat: lat + (gaussian(rng) * sigmaKm) / KM_PER_DEG_LAT, lng: lng + (gaussian(rng) * sigmaKm) / kmPerDegLng(lat) };
 }
 
+/** Uniformly anywhere within 25 km of a hot city's centre (cities by weight). */
+function anywhereInACity(rng: Rng): Position {
+	const city = pickWeighted(rng, HOT_CITIES);
+	const r = 25 * Math.sqrt(rng());
+	const a = 2 * Math.PI * rng();
+	return { lat: city.lat + (r * Math.sin(a)) / KM_PER_DEG_LAT, lng: city.lng + (r * Math.cos(a)) / kmPerDegLng(city.lat) };
+}
+
 /**
  * Where people ask from: they stand where the points are. 60 % near a random
  * point and 30 % near a district centre (a station, a business district), each
@@ -155,10 +163,7 @@ function generatePositions(points: readonly GeneratedPoint[], count: number, see
 			const centre = pickWeighted(rng, pickWeighted(rng, HOT_CITIES).subCentres);
 			p = jitter(rng, centre.lat, centre.lng, logUniform(rng, 0.3, 4));
 		} else {
-			const city = pickWeighted(rng, HOT_CITIES);
-			const r = 25 * Math.sqrt(rng());
-			const a = 2 * Math.PI * rng();
-			p = { lat: city.lat + (r * Math.sin(a)) / KM_PER_DEG_LAT, lng: city.lng + (r * Math.cos(a)) / kmPerDegLng(city.lat) };
+			p = anywhereInACity(rng);
 		}
 		out.push({ lat: round6(p.lat), lng: round6(p.lng) });
 	}
@@ -180,7 +185,7 @@ interface Ask extends Position {
 	radius: (typeof RADII)[number];
 }
 
-export function generateCallers(points: readonly GeneratedPoint[], count: number, seed: number): Ask[] {
+function generateCallers(points: readonly GeneratedPoint[], count: number, seed: number): Ask[] {
 	const rng = mulberry32(Math.imul(seed ^ 0x27d4eb2f, 0x85ebca6b) >>> 0);
 	const spots = HOT_CITIES.flatMap(city => city.subCentres.map(c => ({ ...c, weight: city.weight * c.weight * (c.hub ? 3 : 1) })));
 	const out: Ask[] = [];
@@ -194,10 +199,7 @@ export function generateCallers(points: readonly GeneratedPoint[], count: number
 			const near = points[(rng() * points.length) | 0];
 			p = jitter(rng, near.lat, near.lng, logUniform(rng, 0.2, 1));
 		} else {
-			const city = pickWeighted(rng, HOT_CITIES);
-			const r = 25 * Math.sqrt(rng());
-			const a = 2 * Math.PI * rng();
-			p = { lat: city.lat + (r * Math.sin(a)) / KM_PER_DEG_LAT, lng: city.lng + (r * Math.cos(a)) / kmPerDegLng(city.lat) };
+			p = anywhereInACity(rng);
 		}
 		const which = rng();
 		out.push({ lat: round6(p.lat), lng: round6(p.lng), radius: which < 0.6 ? 2000 : which < 0.8 ? 500 : 5000 });
@@ -205,8 +207,8 @@ export function generateCallers(points: readonly GeneratedPoint[], count: number
 	return out;
 }
 
-export const MIXES = ["callers", "spread"] as const;
-export type Mix = (typeof MIXES)[number];
+const MIXES = ["callers", "spread"] as const;
+type Mix = (typeof MIXES)[number];
 
 // ---------------------------------------------------------------------------
 // Measuring

@@ -52,7 +52,9 @@ export class Scope {
 	startTs(name: string, file: string, env: EnvOverrides, args: string[] = []): Proc {
 		// BENCH_PROFILE=DIR: every server a benchmark starts writes a CPU profile there when stopped.
 		const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${name}.\${pid}.cpuprofile`] : [];
-		const holdsCatalog = file === "server.ts" && ("SERVICES" in env ? env.SERVICES === undefined || env.SERVICES.split(",").includes("merchants") : true);
+		// SERVICES as the child will see it (an override, else inherited); unset means everything, embedded.
+		const services = "SERVICES" in env ? env.SERVICES : process.env.SERVICES;
+		const holdsCatalog = file === "server.ts" && (services === undefined || services.split(",").includes("merchants"));
 		const platform = holdsCatalog ? CATALOG_NODE_FLAGS : [];
 		const proc = startProcess(name, process.execPath, [...profile, ...platform, "--import", "tsx", file, ...args], env);
 		this.procs.push(proc);
