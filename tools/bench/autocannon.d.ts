@@ -8,6 +8,8 @@ declare module "autocannon" {
 			connections?: number;
 			/** Seconds. */
 			duration?: number;
+			/** Stop after this many requests instead (overrides duration). */
+			amount?: number;
 			pipelining?: number;
 			/** Seconds a request may take before it counts as a timeout. */
 			timeout?: number;

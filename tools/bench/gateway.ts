@@ -15,7 +15,7 @@
  */
 import os from "node:os";
 import { parseFlags, UsageError } from "./cli";
-import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom, machineBusyPct, runLoad, runProblems, type LoadOptions, type LoadResult } from "./load";
+import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom, cpuText, machineBusyPct, runLoad, runProblems, type LoadOptions, type LoadResult } from "./load";
 import { canConnect, failure, freePort, Scope, waitForHttp, type EnvOverrides, type Proc } from "./procs";
 import { formatTable } from "./table";
 import { printGoals, writeReport } from "./report";
@@ -213,10 +213,6 @@ async function benchTarget(target: Target, load: LoadOptions, natsUrl: string): 
 /** autocannon resolves whole milliseconds. */
 const ms = (n: number) => (n === 0 ? "<1" : String(n));
 
-function cpuText(cpu: NonNullable<LoadResult["cpu"]>): string {
-	const servers = Object.entries(cpu.processes).map(([name, pct]) => `${name} ${pct} %`);
-	return [...servers, `autocannon ${cpu.loadGenerator} %`, `others ${cpu.others} %`, `machine ${cpu.machine} %`].join(", ");
-}
 
 export async function main(argv: string[]): Promise<number> {
 	const flags = parseFlags(argv, { ...LOAD_FLAGS, nats: { type: "string" } });

@@ -5,7 +5,7 @@
  */
 import autocannon from "autocannon";
 import { positiveInt } from "./cli";
-import { machineBusyMs, processCpuMs, type Proc } from "./procs";
+import { machineCpuMs, processCpuMs, type Proc } from "./procs";
 
 export interface LoadOptions {
 	connections: number;
@@ -56,19 +56,21 @@ export interface LoadResult {
 	/**
 	 * Percent of one core during the run: each watched process, the load
 	 * generator, everything else on the machine (other servers such as NATS, or
-	 * whatever else is running — a disturbance), and the machine in total.
+	 * whatever else is running — a disturbance), the machine in total, and the
+	 * time the hypervisor stole from this machine's cores.
 	 */
-	cpu: { processes: Record<string, number>; loadGenerator: number; others: number; machine: number } | undefined;
+	cpu: CpuShare | undefined;
 }
 
-export async function runLoad(req: Request, opts: { connections: number; durationSec: number; pipelining: number }, watch: Proc[] = []): Promise<LoadResult> {
+/** Runs for `durationSec`, or until `amount` requests when given. */
+export async function runLoad(req: Request, opts: { connections: number; durationSec: number; pipelining: number; amount?: number }, watch: Proc[] = []): Promise<LoadResult> {
 	const before = cpuSnapshot(watch);
 	const r = await autocannon({
 		// autocannon takes an explicit `undefined` as a value, so unset fields must be absent.
 		...Object.fromEntries(Object.entries(req).filter(([, v]) => v !== undefined)),
 		url: req.url,
 		connections: opts.connections,
-		duration: opts.durationSec,
+		...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec }),
 		pipelining: opts.pipelining,
 	});
 	const after = cpuSnapshot(watch);
@@ -95,15 +97,26 @@ export function runProblems(r: LoadResult): string[] {
 	return out;
 }
 
+export interface CpuShare {
+	processes: Record<string, number>;
+	loadGenerator: number;
+	others: number;
+	machine: number;
+	steal: number;
+}
+
+/** Steal above this share of one core makes a run's figures low; the report says so beside them. */
+export const STEAL_WARN_PCT = 10;
+
 interface CpuSnapshot {
 	at: bigint;
 	self: NodeJS.CpuUsage;
-	machine: number;
+	machine: { busy: number; steal: number };
 	procs: (number | undefined)[];
 }
 
 function cpuSnapshot(watch: Proc[]): CpuSnapshot {
-	return { at: process.hrtime.bigint(), self: process.cpuUsage(), machine: machineBusyMs(), procs: watch.map(p => processCpuMs(p.pid)) };
+	return { at: process.hrtime.bigint(), self: process.cpuUsage(), machine: machineCpuMs(), procs: watch.map(p => processCpuMs(p.pid)) };
 }
 
 function cpuShare(a: CpuSnapshot, b: CpuSnapshot, watch: Proc[]): LoadResult["cpu"] {
@@ -117,15 +130,22 @@ function cpuShare(a: CpuSnapshot, b: CpuSnapshot, watch: Proc[]): LoadResult["cp
 		processes[p.name] = pct(end - start);
 	}
 	const loadGenerator = pct((b.self.user + b.self.system - (a.self.user + a.self.system)) / 1000);
-	const machine = pct(b.machine - a.machine);
+	const machine = pct(b.machine.busy - a.machine.busy);
 	const ours = loadGenerator + Object.values(processes).reduce((x, y) => x + y, 0);
-	return { processes, loadGenerator, others: Math.max(0, machine - ours), machine };
+	return { processes, loadGenerator, others: Math.max(0, machine - ours), machine, steal: pct(b.machine.steal - a.machine.steal) };
+}
+
+/** One line per run: each server, the load generator, the rest, the machine, and steal (flagged when it skews the figures). */
+export function cpuText(cpu: CpuShare): string {
+	const servers = Object.entries(cpu.processes).map(([name, p]) => `${name} ${p} %`);
+	const steal = `steal ${cpu.steal} %${cpu.steal > STEAL_WARN_PCT ? " (the hypervisor took CPU from this machine: figures are low)" : ""}`;
+	return [...servers, `autocannon ${cpu.loadGenerator} %`, `others ${cpu.others} %`, `machine ${cpu.machine} %`, steal].join(", ");
 }
 
 /** CPU the machine uses over `ms` (percent of one core) — to notice other work that would skew a run. */
 export async function machineBusyPct(ms = 1_000): Promise<number> {
-	const start = machineBusyMs();
+	const start = machineCpuMs().busy;
 	const at = process.hrtime.bigint();
 	await new Promise(resolve => setTimeout(resolve, ms));
-	return Math.round(((machineBusyMs() - start) / (Number(process.hrtime.bigint() - at) / 1e6)) * 100);
+	return Math.round(((machineCpuMs().busy - start) / (Number(process.hrtime.bigint() - at) / 1e6)) * 100);
 }
