@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every node role of the locker platform. The role is chosen at
-# run time by SERVICES (see config/index.ts and docker-compose.yml):
-#   docker run -p 3000:3000 -p 1883:1883 -v lockers-data:/data \
-#     -e JWT_SECRET=... -e ADMIN_PASSWORD=... -e SANDBOX_PAY_SECRET=... locker-platform
-# runs the embedded mode (all services, NeDB files in /data, embedded MQTT broker).
+# run time by SERVICES (see config/index.ts and docker-compose.yml). Every
+# setting is an environment variable, documented in .env.example:
+#   docker run -p 3000:3000 -p 1883:1883 -v lockers-data:/data --env-file .env locker-platform
+# (docker run takes .env values literally: no quotes there, unlike compose)
+# runs the embedded mode (all services, NeDB files in /data, embedded MQTT broker);
+# NODE_ENV=production below makes it refuse to start until the secrets are set.
 #
 # TypeScript runs through tsx (a runtime dependency): there is no compile step.
 
@@ -31,6 +33,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 
+# Defaults of the image (config/index.ts's own defaults otherwise; .env.example lists all).
 ENV NODE_ENV=production \
     PORT=3000 \
     MQTT_PORT=1883 \

@@ -22,6 +22,7 @@ import { TokenService } from "../lib/access-tokens";
 import type { SessionRevokedEvent } from "../types/events";
 import { collectRoutes, type RouteDef } from "./api/routes";
 import { buildOpenApi } from "./api/openapi";
+import { DOCS_PAGE, DOCS_PAGE_CSP } from "./api/docs-page";
 import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
@@ -223,6 +224,13 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					aliases: {
 						"GET /openapi.json"(this: This, req: Req, res: Res) {
 							this.sendJson(req, res, 200, this.openapi);
+						},
+						// The document made readable; this route's CSP lets its own inline script fetch the JSON.
+						"GET /docs"(_req: Req, res: Res) {
+							res.setHeader("Content-Security-Policy", DOCS_PAGE_CSP);
+							res.setHeader("Cache-Control", "no-cache");
+							res.setHeader("Content-Type", "text/html; charset=utf-8");
+							res.end(DOCS_PAGE);
 						},
 					},
 				},

@@ -1,9 +1,10 @@
 /**
  * OpenAPI 3.0 document generated from the route table: paths from `rest`,
  * request schemas from the actions' fastest-validator `params`, security
- * from `auth`. Nothing here is written by hand per route.
+ * from `auth`, success answers from the table in responses.ts.
  */
 import type { RouteDef } from "./routes";
+import { RESPONSES, RESPONSE_COMPONENTS, type ResponseSpec } from "./responses";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -91,6 +92,18 @@ const ERROR_RESPONSES: Record<string, string> = {
 	"429": "Rate limited (see Retry-After)", "503": "A service behind the gateway is unavailable",
 };
 
+/** A route's success answer from responses.ts; without an entry, a generic object (flagged `x-response-undocumented`). */
+function successResponse(r: RouteDef): Record<string, unknown> {
+	const spec: ResponseSpec | undefined = RESPONSES[r.action];
+	if (!spec) {
+		// Actions named create…/register answer 201 Created (they set it themselves at run time).
+		const created = r.method === "POST" && /^(create|register)/.test(r.action.split(".")[1] ?? "");
+		return { [created ? "201" : "200"]: { description: created ? "Created" : "OK", "x-response-undocumented": true, content: { "application/json": { schema: { type: "object" } } } } };
+	}
+	if (spec.status === 204 || !spec.schema) return { [spec.status]: { description: spec.description } };
+	return { [spec.status]: { description: spec.description, content: { [spec.contentType ?? "application/json"]: { schema: spec.schema } } } };
+}
+
 export function buildOpenApi(routes: RouteDef[], opts: { prefix: string; title: string; version: string }): JsonSchema {
 	const paths: Record<string, Record<string, unknown>> = {};
 	for (const r of routes) {
@@ -114,9 +127,7 @@ export function buildOpenApi(routes: RouteDef[], opts: { prefix: string; title: 
 		}
 		if (parameters.length) op.parameters = parameters;
 		if (r.auth !== "public") op.security = [{ bearerAuth: [] }];
-		// Actions named create…/register answer 201 Created (they set it themselves at run time).
-		const created = r.method === "POST" && /^(create|register)/.test(r.action.split(".")[1] ?? "");
-		const responses: Record<string, unknown> = { [created ? "201" : "200"]: { description: created ? "Created" : "OK" } };
+		const responses: Record<string, unknown> = successResponse(r);
 		for (const [code, description] of Object.entries(ERROR_RESPONSES)) {
 			if (r.auth === "public" && (code === "401" || code === "403")) continue;
 			responses[code] = { description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
@@ -132,6 +143,7 @@ export function buildOpenApi(routes: RouteDef[], opts: { prefix: string; title: 
 		components: {
 			securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
 			schemas: {
+				...RESPONSE_COMPONENTS,
 				Error: {
 					type: "object",
 					required: ["name", "message", "code", "type"],
