@@ -387,6 +387,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						live = { live: await callDoors<CabinetLiveView>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id) };
 					} catch (err: any) {
 						live = { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
+						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${live.error})`);
 					}
 					return this.withLive(view, live);
 				},
@@ -408,6 +409,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					// One doors.cabinets call per doors node for the whole page.
 					const live = docs.length ? await cabinetsLive(ctx, this.broker, docs.map(c => c._id)) : new Map<string, CabinetLive>();
 					const rows = docs.map(c => this.withLive(this.cabinetView(c), live.get(c._id) ?? { error: "SERVICE_UNAVAILABLE" }));
+					const blind = rows.filter(r => !r.live);
+					// One line per request, not per cabinet.
+					if (blind.length) this.logger.warn(`Point ${point._id}: live door state unavailable for ${blind.length} of ${rows.length} cabinet(s) (${blind[0].liveError})`);
 					return { rows, total, page, pageSize };
 				},
 			},
@@ -732,7 +736,6 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					};
 				}
 				// A door that is reserved or holds a bag must not look free: the catalog part is known, the live part unknown.
-				this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${l.error})`);
 				return {
 					...view, online: null, lastSeenAt: null, live: false, liveError: l.error,
 					doors: view.doors.map(d => ({ ...d, state: null, open: null, occupied: null })),
