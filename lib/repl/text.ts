@@ -206,7 +206,8 @@ export function formatOffline(p: Page<CabinetRow> & { partial?: boolean; unavail
 	}
 	if (!p.rows.length && p.total === 0) out.push("No cabinet is offline.");
 	else {
-		out.push(formatTable(p.rows.map(r => ({ cabinet: r.id, city: r.cityCode, point: r.pointName, pointId: r.pointId, merchant: r.merchantId, lastSeen: r.lastSeenAt ?? "never" })),
+		out.push(formatTable(p.rows.map(r => ({ cabinet: r.id, city: r.cityCode, point: r.pointName, pointId: r.pointId, merchant: r.merchantId, // online null: its doors node was not asked, it may be offline (listed, not guessed).
+			lastSeen: r.online === null ? "unknown (doors node not asked)" : r.lastSeenAt ?? "never" })),
 			["cabinet", "city", "point", "pointId", "merchant", "lastSeen"], 40));
 		out.push(pageFooter(p, "offline", "offline"));
 	}
@@ -281,8 +282,9 @@ export function formatOpenQuestion(doorId: string, reason: string, door: DoorAns
 
 export interface OpenedDoor { id: string; state: string; open: boolean; occupied: boolean; orderId?: string | null }
 
+/** The open's answer comes with the cabinet's ack (unlocked); the door reports itself open a moment later. */
 export const formatOpened = (d: OpenedDoor) =>
-	`door ${clean(d.id)} opened: state ${clean(d.state)}, open ${yesNo(d.open)}, occupied ${yesNo(d.occupied)}${d.orderId ? `, order ${clean(d.orderId)}` : ""} (audited)`;
+	`door ${clean(d.id)} unlocked: the cabinet acknowledged; state ${clean(d.state)}, occupied ${yesNo(d.occupied)}${d.orderId ? `, order ${clean(d.orderId)}` : ""} (audited)`;
 
 /** An error from the platform (a plain object across the mesh: read type and code, never instanceof). */
 export function formatError(err: unknown): string {
