@@ -72,6 +72,7 @@ interface Methods {
 	tickAll(slice: number): Promise<void>;
 	rebalance(): Promise<void>;
 	sendCommand(cabinetId: string, cmd: Command): Promise<void>;
+	checkReady(): Promise<void>;
 }
 
 interface Vars {
@@ -354,6 +355,13 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 		},
 
 		methods: {
+			/** /ready: the door store answers (Redis, or the embedded database); door state lives there. */
+			async checkReady(this: This) {
+				if (!this.store) throw new Error("the door store is not open yet");
+				if (this.redis) await this.redis.ping();
+				else await this.repos.door_states.findById("ready-probe");
+			},
+
 			/** The cabinet as registered, with its signing secret derived here (it never crosses the mesh). */
 			async catalogOf(this: This, id: string): Promise<CatalogCabinet> {
 				// A read: when the merchants node asked does not answer (it died and the mesh does not know

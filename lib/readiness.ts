@@ -1,7 +1,19 @@
 /**
  * What `/ready` checks on a node: the things this node needs to do its work.
  * The transporter when it is on a mesh, Redis when configured (cacher, rate
- * limits), MongoDB when this node hosts a service with a database.
+ * limits), MongoDB when this node hosts a service with a database, and each
+ * service this node is configured to host (`SERVICES`, all of them embedded):
+ * it must be running here, and its own `checkReady` method must pass (geo: its
+ * index loaded; doors: its door store answering; hardware: the embedded broker
+ * listening or the external one connected; database services: their store).
+ *
+ * A gateway also names the remote services its routes call (`needs`). One of
+ * them without a live node on the mesh is listed under `degraded` but leaves
+ * the node ready (200): pulling every gateway out of the load balancer because
+ * one service is gone would turn a partial outage (e.g. no geo: nearby fails)
+ * into a total one, while the gateway already answers those routes with a fast
+ * 503. A service the node hosts itself (embedded: all) has no other home, so
+ * its failing check makes the node not ready (503).
  */
 import type { ServiceBroker } from "moleculer";
 import mongoose from "mongoose";
@@ -13,6 +25,13 @@ export interface Readiness {
 	ready: boolean;
 	nodeID: string;
 	checks: Record<string, CheckResult>;
+	/** Remote services the node's routes need that have no live node on the mesh (the node stays ready). */
+	degraded?: string[];
+}
+
+/** A service's own readiness: throws (with what is wrong) when it cannot do its work. */
+interface ReadyProbe {
+	checkReady?: () => Promise<void> | void;
 }
 
 const DB_SERVICES = new Set(["users", "merchants", "orders", "billing", "alerts"]);
@@ -24,7 +43,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 	});
 }
 
-export async function checkReadiness(broker: ServiceBroker, config: Config): Promise<Readiness> {
+export async function checkReadiness(broker: ServiceBroker, config: Config, opts: { needs?: readonly string[] } = {}): Promise<Readiness> {
 	const checks: Record<string, CheckResult> = {};
 	const run = async (name: string, fn: () => Promise<void> | void) => {
 		try {
@@ -56,6 +75,21 @@ export async function checkReadiness(broker: ServiceBroker, config: Config): Pro
 			await mongoose.connection.db!.admin().ping();
 		}));
 	}
+	for (const name of config.services) {
+		if (name === "api") continue; // answering this is its check
+		jobs.push(run(name, async () => {
+			const service = broker.getLocalService(name) as (ReadyProbe & object) | undefined;
+			if (!service) throw new Error("not running on this node");
+			await service.checkReady?.();
+		}));
+	}
 	await Promise.all(jobs);
-	return { ready: Object.values(checks).every(c => c === "ok"), nodeID: broker.nodeID, checks };
+	const answer: Readiness = { ready: Object.values(checks).every(c => c === "ok"), nodeID: broker.nodeID, checks };
+	const remote = (opts.needs ?? []).filter(n => !(config.services as readonly string[]).includes(n));
+	if (remote.length) {
+		const live = new Set((broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as { name: string }[]).map(s => s.name));
+		const degraded = remote.filter(n => !live.has(n)).sort();
+		if (degraded.length) answer.degraded = degraded;
+	}
+	return answer;
 }

@@ -127,6 +127,12 @@ export function createDbMixin<E extends string>(entities: Record<E, EntityDefini
 				});
 			}
 		},
+		methods: {
+			/** /ready (lib/readiness.ts): every collection of the service answers a read. */
+			async checkReady(this: any) {
+				for (const repo of Object.values<Repository<any>>(this.repos)) await repo.findById("ready-probe");
+			},
+		},
 		async started(this: any) {
 			if (db.mongoUri) await ensureMongoose(db.mongoUri);
 			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.connect();

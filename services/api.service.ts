@@ -97,6 +97,8 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 	const bodyLimits = { maxBytes: config.http.bodyLimitBytes, ...DEFAULT_JSON_LIMITS };
 	const verbose = config.logLevel === "debug" || config.logLevel === "trace";
 	const aliases = Object.fromEntries(routes.map(r => [`${r.method} ${r.path}`, r.action]));
+	// The services this gateway's routes call (and EMQX's hooks: hardware), for /ready's `degraded`.
+	const needs = [...new Set([...routes.map(r => r.action.slice(0, r.action.indexOf("."))), "hardware"])];
 
 	return {
 		name: "api",
@@ -190,7 +192,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 							this.sendJson(req, res, 200, { status: "ok", nodeID: this.broker.nodeID, uptimeSec: Math.round(process.uptime()) });
 						},
 						async "GET /ready"(this: This, req: Req, res: Res) {
-							const r = await checkReadiness(this.broker, config);
+							const r = await checkReadiness(this.broker, config, { needs });
 							this.sendJson(req, res, r.ready ? 200 : 503, r);
 						},
 					},

@@ -60,6 +60,7 @@ interface Methods {
 	countCache(result: "hit" | "miss"): void;
 	page<T>(rows: T[], page: number, pageSize: number): Page<T>;
 	ensureCity(code: string): void;
+	checkReady(): void;
 }
 
 interface Vars {
@@ -187,6 +188,11 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 		},
 
 		methods: {
+			/** /ready: the point index is loaded (until then every geo read answers 503). */
+			checkReady(this: This) {
+				if (!this.read) throw new Error("the point index is still loading");
+			},
+
 			model(this: This): GeoReadModel {
 				if (!this.read) throw serviceUnavailable("The geo index is still loading", { retryAfter: 1 });
 				return this.read;

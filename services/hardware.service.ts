@@ -44,6 +44,7 @@ interface Methods {
 	onMessage(topic: string, payload: Buffer): void;
 	count(kind: string, result: "routed" | "malformed" | "failed" | "ignored" | "dropped"): void;
 	resync(): Promise<void>;
+	checkReady(): void;
 }
 
 interface Vars {
@@ -144,6 +145,13 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 		},
 
 		methods: {
+			/** /ready: the embedded broker listening, or the link to the external broker up. */
+			checkReady(this: This) {
+				if (this.embedded) {
+					if (!this.embedded.listening) throw new Error("the embedded MQTT broker is not listening");
+				} else if (!this.client?.connected) throw new Error(`not connected to the MQTT broker${config.mqttUrl ? "" : " (not started)"}`);
+			},
+
 			accessDeps(this: This): AccessDeps {
 				return {
 					platform: { username: config.mqtt.username, password: config.mqtt.password },

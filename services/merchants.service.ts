@@ -22,6 +22,7 @@ import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/err
 import { newCabinetSecret, verifyCabinetSecret } from "../domain/cabinet-secrets";
 import { cabinetsLive, callDoors, doorLinks, type CabinetLive, type DoorLinks } from "../lib/door-client";
 import { ownerOf } from "../domain/placement";
+import { NO_ANSWER_TYPES } from "../lib/mesh-errors";
 import type { CabinetLiveView, DoorView as LiveDoorView } from "../domain/doors";
 import { seedDemoFleet } from "./merchants/demo-fleet";
 import { CATALOG_ENTITIES, doorId, enabledDoorCounts, parseDoorId, toPointView, type AuditDoc, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./merchants/model";
@@ -66,6 +67,18 @@ function linkState(cabinetId: string, l: { online: boolean } | undefined, links:
 	return owner && links.unavailable.includes(owner) ? null : false;
 }
 
+/**
+ * What an operator's open came to, for its audit entry: "opened", or the error type (CABINET_OFFLINE,
+ * DOOR_TIMEOUT, …). A door call that timed out without an answer may still have opened the door: OUTCOME_UNKNOWN.
+ */
+function openOutcome(err: unknown): string {
+	const type = (err as { type?: unknown } | null)?.type;
+	if (type === "REQUEST_TIMEOUT" || type === "BROKER_DISCONNECTED") return "OUTCOME_UNKNOWN";
+	// The call never reached a door actor (no endpoint, breaker open): as the API answers it.
+	if (typeof type === "string" && NO_ANSWER_TYPES.has(type)) return "SERVICE_UNAVAILABLE";
+	return typeof type === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(type) ? type : "INTERNAL_ERROR";
+}
+
 const MAX_DOORS = 99;
 const CITY_CODE = /^[A-Z]{2,8}$/;
 
@@ -97,7 +110,8 @@ interface Methods {
 	loadPoint(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<PointDoc>;
 	loadCabinet(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<CabinetDoc>;
 	recountPoint(pointId: string): Promise<PointDoc>;
-	audit(ctx: Context<unknown, AppMeta>, entry: Omit<AuditDoc, "_id" | "at" | "actorId" | "actorRoles" | "requestId">): Promise<void>;
+	/** Writes an audit entry; answers its id. */
+	audit(ctx: Context<unknown, AppMeta>, entry: Omit<AuditDoc, "_id" | "at" | "actorId" | "actorRoles" | "requestId">): Promise<string>;
 	cabinetView(c: CabinetDoc): CabinetView;
 	withLive(view: CabinetView, live: CabinetLive): CabinetView;
 	cleanCityCache(): Promise<void>;
@@ -373,6 +387,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						live = { live: await callDoors<CabinetLiveView>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id) };
 					} catch (err: any) {
 						live = { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
+						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${live.error})`);
 					}
 					return this.withLive(view, live);
 				},
@@ -394,6 +409,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					// One doors.cabinets call per doors node for the whole page.
 					const live = docs.length ? await cabinetsLive(ctx, this.broker, docs.map(c => c._id)) : new Map<string, CabinetLive>();
 					const rows = docs.map(c => this.withLive(this.cabinetView(c), live.get(c._id) ?? { error: "SERVICE_UNAVAILABLE" }));
+					const blind = rows.filter(r => !r.live);
+					// One line per request, not per cabinet.
+					if (blind.length) this.logger.warn(`Point ${point._id}: live door state unavailable for ${blind.length} of ${rows.length} cabinet(s) (${blind[0].liveError})`);
 					return { rows, total, page, pageSize };
 				},
 			},
@@ -523,10 +541,21 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
 					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: id });
 					// Audited before the command goes out: an attempt to open a door is itself worth a record.
-					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
-					return callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
-						timeout: config.doors.callTimeoutMs,
-					});
+					const auditId = await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
+					let outcome = "opened";
+					try {
+						return await callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
+							timeout: config.doors.callTimeoutMs,
+						});
+					} catch (err) {
+						outcome = openOutcome(err);
+						throw err;
+					} finally {
+						// The door's answer (or error) goes back whatever happens to this write: a lost outcome is logged.
+						await this.repos.audit.updateById(auditId, { $set: { outcome, outcomeAt: new Date() } }).catch((err: Error) => {
+							this.logger.warn(`Audit ${auditId} (open of ${id}): outcome ${outcome} not recorded: ${err.message}`);
+						});
+					}
 				},
 			},
 
@@ -684,13 +713,14 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 
 			async audit(this: This, ctx: Context<unknown, AppMeta>, entry) {
 				const user = ctx.meta.user;
-				await this.repos.audit.insert({
+				const doc = await this.repos.audit.insert({
 					...entry,
 					at: new Date(),
 					actorId: user?.id ?? null,
 					actorRoles: user?.roles ?? [],
 					...(ctx.meta.requestId ? { requestId: ctx.meta.requestId } : {}),
 				});
+				return doc._id;
 			},
 
 			/** The catalog view with the door actors' live part, or said to be unknown (never guessed). */
@@ -706,7 +736,6 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					};
 				}
 				// A door that is reserved or holds a bag must not look free: the catalog part is known, the live part unknown.
-				this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${l.error})`);
 				return {
 					...view, online: null, lastSeenAt: null, live: false, liveError: l.error,
 					doors: view.doors.map(d => ({ ...d, state: null, open: null, occupied: null })),

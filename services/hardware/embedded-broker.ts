@@ -28,6 +28,8 @@ export interface EmbeddedBrokerStats {
 
 export interface EmbeddedBroker {
 	port: number;
+	/** Whether its port still accepts connections. */
+	readonly listening: boolean;
 	/** Drops a client's connection (credentials rotated). */
 	kick(clientId: string): boolean;
 	stats(): EmbeddedBrokerStats;
@@ -121,6 +123,9 @@ export async function startEmbeddedBroker(opts: {
 	const port = (server.address() as net.AddressInfo).port;
 	return {
 		port,
+		get listening() {
+			return server.listening;
+		},
 		kick(clientId) {
 			const c = (aedes as any).clients?.[clientId] as Client | undefined;
 			if (!c) return false;

@@ -109,6 +109,42 @@ describe("with the door actors", () => {
 	});
 });
 
+describe("remote opens in the audit log", () => {
+	const auditOf = async (doorId: string) => (await get(`/admin/audit?targetId=${encodeURIComponent(doorId)}`)).body.rows.filter((r: any) => r.action === "door.open");
+
+	it("records the outcome of each open on its attempt's entry: opened, or the error (CABINET_OFFLINE)", async () => {
+		const door = `${online.cabinetId}:01`;
+		const opened = await p.api("POST", `/api/v1/doors/${door}/open`, { reason: "客户忘拿东西 left behind" }, { token: admin });
+		expect(opened).toMatchObject({ status: 200, body: { id: door } });
+		expect(sim.doors.get(1)!.open).toBe(true);
+		expect(await auditOf(door)).toEqual([expect.objectContaining({ targetId: door, reason: "客户忘拿东西 left behind", outcome: "opened", outcomeAt: expect.anything() })]);
+
+		const offline = `${silent.cabinetId}:01`;
+		const refused = await p.api("POST", `/api/v1/doors/${offline}/open`, { reason: "检查柜门 check" }, { token: admin });
+		expect(refused).toMatchObject({ status: 503, body: { type: "CABINET_OFFLINE" } });
+		expect(await auditOf(offline)).toEqual([expect.objectContaining({ outcome: "CABINET_OFFLINE" })]);
+	});
+
+	it("answers the door's result even when the outcome cannot be written", async () => {
+		const merchants = broker.getLocalService("merchants") as any;
+		const update = jest.spyOn(merchants.repos.audit, "updateById").mockRejectedValueOnce(new Error("store gone"));
+		try {
+			const door = `${online.cabinetId}:01`;
+			sim.close(1, false);
+			await until("the door closed", async () => !(await broker.call<any, any>("doors.get", { doorId: door })).open);
+			const r = await p.api("POST", `/api/v1/doors/${door}/open`, { reason: "再开一次 again" }, { token: admin });
+			expect(r).toMatchObject({ status: 200, body: { id: door } });
+			expect(update).toHaveBeenCalledTimes(1);
+			const rows = await auditOf(door);
+			expect(rows).toHaveLength(2);
+			expect(rows[0]).toMatchObject({ reason: "再开一次 again" });
+			expect(rows[0].outcome).toBeUndefined(); // the attempt stays recorded
+		} finally {
+			update.mockRestore();
+		}
+	});
+});
+
 describe("without the door actors", () => {
 	beforeAll(async () => {
 		await broker.destroyService(broker.getLocalService("doors")!);
@@ -137,5 +173,13 @@ describe("without the door actors", () => {
 		expect(r.status).toBe(200);
 		expect(r.body).toMatchObject({ partial: true, unavailable: ["doors"], total: 2 });
 		for (const row of r.body.rows) expect(row.online).toBeNull();
+	});
+
+	it("an open records why it failed", async () => {
+		const door = `${online.cabinetId}:02`;
+		const r = await p.api("POST", `/api/v1/doors/${door}/open`, { reason: "无门服务 no doors" }, { token: admin });
+		expect(r).toMatchObject({ status: 503, body: { type: "SERVICE_UNAVAILABLE" } });
+		const rows = (await get(`/admin/audit?targetId=${encodeURIComponent(door)}`)).body.rows;
+		expect(rows[0]).toMatchObject({ action: "door.open", outcome: r.body.type });
 	});
 });
