@@ -102,7 +102,7 @@ describe("REPL commands on the embedded platform", () => {
 
 		const audit = await p.node.broker.call<any, any>("merchants.listAudit", { targetId: door });
 		expect(audit.rows).toHaveLength(1); // the refused confirmation left no entry: nothing was sent
-		expect(audit.rows[0]).toMatchObject({ action: "door.open", actorId: session.user.id, actorRoles: ["operator"], reason: "customer locked out", requestId: expect.stringMatching(/^repl-/) });
+		expect(audit.rows[0]).toMatchObject({ action: "door.open", actorId: session.user.id, actorRoles: ["operator"], reason: "customer locked out", requestId: expect.stringMatching(/^repl-/), outcome: "opened" });
 		sim.close(1, false);
 	});
 
@@ -111,6 +111,8 @@ describe("REPL commands on the embedded platform", () => {
 		questions.length = 0;
 		expect(await repl(["open", door, "--reason", "check the lock", "--yes"])).toMatch(/^error 503 CABINET_OFFLINE: /);
 		expect(questions).toEqual([]);
+		const audit = await p.node.broker.call<any, any>("merchants.listAudit", { targetId: door });
+		expect(audit.rows).toEqual([expect.objectContaining({ action: "door.open", actorId: session.user.id, reason: "check the lock", outcome: "CABINET_OFFLINE" })]);
 	});
 
 	it("order: an order's status, door and amount", async () => {
