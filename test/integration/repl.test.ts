@@ -10,7 +10,7 @@ import { SimulatedCabinet } from "../../tools/simulator/cabinet";
 import { formatDoorId } from "../../domain/protocol";
 import { replUser, runCommand, type ReplSession } from "../../lib/repl/commands";
 import { registerCabinet, type RegisteredCabinet } from "../support/catalog";
-import { newPhone, startTestPlatform, until, type TestPlatform } from "../support/platform";
+import { ADMIN, newPhone, startTestPlatform, until, type TestPlatform } from "../support/platform";
 
 jest.setTimeout(60_000);
 
@@ -146,6 +146,10 @@ describe("REPL commands on the embedded platform", () => {
 
 		expect(await repl(["silence"])).toMatch(new RegExp(`^${id![1]}\\s+cabinetId=cab_repl_1\\s+\\S+\\s+\\S+\\s+${session.user.id}\\s+lock replaced$`, "m"));
 		expect(await repl(["alerts"])).toMatch(new RegExp(`cab_repl_1.*silenced ${id![1]}$`, "m"));
+		// The same list over REST (GET /alerts/silences, staff only).
+		const admin = (await p.api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: ADMIN.password })).body.accessToken;
+		expect((await p.api("GET", "/api/v1/alerts/silences", undefined, { token: admin })).body).toMatchObject({ rows: [{ id: id![1], comment: "lock replaced" }], total: 1, page: 1 });
+		expect((await p.api("GET", "/api/v1/alerts/silences")).status).toBe(401);
 
 		expect(await repl(["silence", "end", id![1]])).toMatch(new RegExp(`^silence ${id![1]} ended at \\d{4}-`));
 		expect(await repl(["silence"])).not.toContain(id![1]);
