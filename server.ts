@@ -1,6 +1,7 @@
 /**
  * Starts one node of the platform: all services (embedded, `npm start`) or
- * the subset `SERVICES` names on the `TRANSPORTER` mesh.
+ * the subset `SERVICES` names on the `TRANSPORTER` mesh. `--repl` opens the
+ * operator REPL in the same process.
  */
 import http from "node:http";
 import { ServiceBroker } from "moleculer";
@@ -11,6 +12,7 @@ import { leanMetrics } from "./lib/lean-metrics";
 import { installLeanMetrics } from "./lib/lean-metrics-middleware";
 import { forwardBreakerEvents } from "./lib/breaker-events";
 import { checkReadiness } from "./lib/readiness";
+import { openRepl } from "./lib/repl/commands";
 
 export interface StartedNode {
 	broker: ServiceBroker;
@@ -51,6 +53,9 @@ async function main() {
 	const mode = config.transporter ? `node on ${config.transporter.replace(/\/\/[^@]*@/, "//***@")}` : "embedded";
 	node.broker.logger.info(`Locker platform ${mode} running: ${config.services.join(", ")}` +
 		(config.services.includes("api") ? ` — http://localhost:${config.port}/api/v1/health` : ""));
+
+	// `npm start -- --repl`: the operator commands in this process (lib/repl/commands.ts).
+	if (process.argv.includes("--repl")) await openRepl(node.broker, { namespace: config.namespace, transporter: config.transporter ?? null });
 
 	let stopping = false;
 	const shutdown = async (signal: string) => {

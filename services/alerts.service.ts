@@ -153,6 +153,11 @@ type This = Vars & Methods & { broker: Context["broker"]; logger: any };
 
 const matcherParam = { type: "object", strict: true, props: { label: { type: "string", min: 1, max: 100 }, value: { type: "string", max: 200 }, regex: { type: "boolean", optional: true } } };
 
+export interface SilenceView { id: string; matchers: Matcher[]; startsAt: string; endsAt: string; comment: string; createdBy: string }
+const silenceView = (s: Silence): SilenceView => ({
+	id: s._id, matchers: s.matchers, startsAt: new Date(s.startsAt).toISOString(), endsAt: new Date(s.endsAt).toISOString(), comment: s.comment, createdBy: s.createdBy,
+});
+
 export interface AlertView {
 	id: string;
 	name: string;
@@ -236,7 +241,23 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					}
 					const s = await this.repos.silences.insert({ matchers: ctx.params.matchers, startsAt, endsAt: ctx.params.endsAt.getTime(), comment: ctx.params.comment, createdBy: ctx.meta.user?.id ?? "platform" });
 					ctx.meta.$statusCode = 201;
-					return { id: s._id, matchers: s.matchers, startsAt: new Date(s.startsAt).toISOString(), endsAt: new Date(s.endsAt).toISOString(), comment: s.comment, createdBy: s.createdBy };
+					return silenceView(s);
+				},
+			},
+
+			listSilences: {
+				rest: "GET /alerts/silences",
+				auth: ["admin", "operator"],
+				summary: "Silences in force or still to come, the soonest to end first",
+				params: { ...pageParams },
+				async handler(this: This, ctx: Context<PageParams>): Promise<Page<SilenceView>> {
+					const query = { endsAt: { $gt: Date.now() } };
+					const { page, pageSize } = ctx.params;
+					const [rows, total] = await Promise.all([
+						this.repos.silences.find({ query, sort: "endsAt", limit: pageSize, offset: (page - 1) * pageSize }),
+						this.repos.silences.count(query),
+					]);
+					return { rows: rows.map(silenceView), total, page, pageSize };
 				},
 			},
 

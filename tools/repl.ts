@@ -1,66 +1,24 @@
 /**
  * `npm run repl`: join the mesh as a node that hosts no services and open
- * Moleculer's REPL (call actions, list nodes and services, emit events).
- * Needs TRANSPORTER (and the NAMESPACE of the mesh, default `lockers`).
+ * Moleculer's REPL (call actions, list nodes and services, emit events) with
+ * the operator commands of lib/repl/commands.ts (door, cabinet, offline,
+ * open, order, alerts, silence, …). Needs TRANSPORTER and the NAMESPACE of
+ * the mesh (default `lockers`); warns when it finds no platform node there.
  */
 import { ServiceBroker } from "moleculer";
 import { loadConfigOrExit } from "../config";
 import { createBrokerOptions } from "../moleculer.config";
+import { openRepl } from "../lib/repl/commands";
 
 async function main() {
 	const config = loadConfigOrExit({ ...process.env, SERVICES: "api", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", METRICS: "false" });
 	if (!config.transporter) {
-		console.error("npm run repl joins a running mesh: set TRANSPORTER (e.g. nats://127.0.0.1:4222)");
+		console.error("npm run repl joins a running mesh: set TRANSPORTER (e.g. nats://127.0.0.1:4222); for the embedded platform use npm start -- --repl");
 		process.exit(2);
 	}
-	const broker = new ServiceBroker({
-		...createBrokerOptions(config),
-		nodeID: `repl-${process.pid}`,
-		replOptions: {
-			customCommands: [
-				{
-					command: "whoami <userId>",
-					description: "Show a user account by id",
-					async action(b: ServiceBroker, args: any) {
-						// moleculer-repl passes the named arguments as properties.
-						console.log(await b.call("users.get", { id: args.userId }));
-					},
-				},
-				{
-					command: "cabinet <cabinetId>",
-					description: "Show a cabinet with its doors (as GET /cabinets/:id)",
-					async action(b: ServiceBroker, args: any) {
-						const c = await b.call<any, object>("merchants.getCabinet", { id: args.cabinetId });
-						console.log(`${c.id} at ${c.pointId} (merchant ${c.merchantId}) online=${c.online} lastSeenAt=${c.lastSeenAt}`);
-						console.table(c.doors.map((d: any) => ({ door: d.id, size: d.size, state: d.state, open: d.open, occupied: d.occupied, order: d.orderId ?? "" })));
-					},
-				},
-				{
-					command: "doors",
-					description: "Each doors node's cabinets (held, online), resident door actors, and each MQTT bridge's message counts",
-					async action(b: ServiceBroker) {
-						const on = (name: string) => b.registry.getServiceList({ onlyAvailable: true }).filter((s: any) => s.name === name).map((s: any) => s.nodeID as string);
-						const doors = await Promise.all(on("doors").map(nodeID => b.call<any, object>("doors.stats", {}, { nodeID })));
-						console.table(doors.map(d => ({ node: d.nodeID, cabinets: d.cabinets, online: d.online, residentDoors: d.residentDoors, malformed: d.malformed })));
-						const bridges = await Promise.all(on("hardware").map(nodeID => b.call<any, object>("hardware.stats", {}, { nodeID })));
-						for (const h of bridges) console.log(`${h.nodeID}: connected=${h.connected} embedded=${h.embedded}`, h.messages);
-					},
-				},
-				{
-					command: "geo",
-					description: "Each geo replica's index size, H3 resolution and nearby cache hit rate",
-					async action(b: ServiceBroker) {
-						const nodes = b.registry.getServiceList({ onlyAvailable: true }).filter((s: any) => s.name === "geo").map((s: any) => s.nodeID as string);
-						// One call per replica (a plain call would reach only one of them).
-						const rows = await Promise.all(nodes.map(async nodeID => ({ nodeID, ...(await b.call<any, object>("geo.stats", {}, { nodeID })) })));
-						console.table(rows.map(r => ({ node: r.nodeID, points: r.points, res: r.resolution, cells: r.cells, hitRate: `${(100 * r.cache.hitRate).toFixed(1)} %` })));
-					},
-				},
-			],
-		},
-	});
+	const broker = new ServiceBroker({ ...createBrokerOptions(config), nodeID: `repl-${process.pid}` });
 	await broker.start();
-	await broker.repl();
+	await openRepl(broker, { namespace: config.namespace, transporter: config.transporter });
 }
 
 main().catch(err => {

@@ -171,6 +171,7 @@ export const RESPONSES: Record<string, ResponseSpec> = {
 	// alerts
 	"alerts.list": ok(page(ref("Alert"))),
 	"alerts.createSilence": created(ref("Silence")),
+	"alerts.listSilences": ok(page(ref("Silence")), "Silences still in force, soonest to end first"),
 	"alerts.expireSilence": ok(obj({ id: str, endsAt: time })),
 };
 
