@@ -25,7 +25,7 @@ import { buildOpenApi } from "./api/openapi";
 import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
-import { createLiveMixin, type LiveStreams } from "./api/live-stream";
+import { createLiveMixin, LIVE_OPENAPI_OPERATION, type LiveStreams } from "./api/live-stream";
 
 export const API_PREFIX = "/api/v1";
 
@@ -417,6 +417,7 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			this.tokens = new TokenService(config.auth);
 			this.routeByAction = new Map(routes.map(r => [r.action, r]));
 			this.openapi = buildOpenApi(routes, { prefix: API_PREFIX, title: "Locker platform API", version: "1" });
+			(this.openapi as { paths: Record<string, unknown> }).paths[`${API_PREFIX}/events`] = { get: LIVE_OPENAPI_OPERATION };
 			this.revoked = new Map();
 			const factory = createLimiterFactory({ ...config, logger: this.logger }, "api-ratelimit");
 			this.closeLimiter = factory.close;

@@ -23,9 +23,10 @@ import type { TokenService } from "../../lib/access-tokens";
 import type { AppMeta, AuthUser } from "../../types/auth";
 import { ErrorTypes, unauthorized } from "../../types/errors";
 import type { AlertChangedEvent, CabinetLinkEvent, DoorStateChangedEvent, OrderChangedEvent, SessionRevokedEvent } from "../../types/events";
-import { accessOf, LiveHub, parseLiveQuery, type LiveAccess, type LiveFilters, type Subscriber } from "./live-hub";
+import { ID_PATTERN } from "../../types/params";
+import { accessOf, LiveHub, parseLiveQuery, TOPICS, type LiveAccess, type LiveFilters, type Subscriber } from "./live-hub";
 import type { Budget, LimitResult } from "./rate-limit";
-import { SSE_PING, sseFrame, SseWriter, type CloseReason } from "./sse";
+import { SSE_PING, sseFrame, SseWriter, type CloseReason, type SseSink } from "./sse";
 
 /** The service that holds this node's door and cabinet subscriptions while streams are open. */
 export const LIVE_SERVICE = "live";
@@ -91,12 +92,22 @@ export class LiveStreams extends EventEmitter {
 	 * receives what the stream may see; `seed` gives a user's orders, whose doors it follows.
 	 */
 	async open(res: ServerResponse, user: AuthUser, access: LiveAccess, filters: LiveFilters, expiresAt: number, seed?: () => Promise<{ id: string; status: string; doorId: string }[]>) {
-		res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no" });
+		// Connection: close — an ended stream takes its socket with it, so a stopping server does not wait on it.
+		res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no", Connection: "close" });
+		const socket = res.socket;
 		// The heartbeat keeps it busy; the server's idle timeout is for requests, not for streams.
-		res.socket?.setTimeout(0);
-		res.socket?.setNoDelay(true);
+		socket?.setTimeout(0);
+		socket?.setNoDelay(true);
+		// Cutting a stalled reader cuts its socket (a finished response no longer holds it).
+		const sink: SseSink = {
+			write: chunk => res.write(chunk),
+			end: chunk => res.end(chunk),
+			destroy: () => (res.destroy(), socket?.destroy()),
+			on: (event, fn) => res.on(event, fn),
+			off: (event, fn) => res.off(event, fn),
+		};
 		const stream: Stream = { user, timers: [], writer: null as unknown as SseWriter };
-		stream.writer = new SseWriter(res, { maxEvents: this.cfg.queueEvents, maxBytes: this.cfg.queueBytes }, reason => this.closed(stream, reason));
+		stream.writer = new SseWriter(sink, { maxEvents: this.cfg.queueEvents, maxBytes: this.cfg.queueBytes }, reason => this.closed(stream, reason));
 		this.streams.add(stream);
 		stream.writer.send(`retry: ${RETRY_MS}\n\n`);
 		try {
@@ -183,6 +194,29 @@ export class LiveStreams extends EventEmitter {
 	}
 }
 
+const errorResponse = (description: string, contentType = "application/json") => ({ description, content: { [contentType]: { schema: { $ref: "#/components/schemas/Error" } } } });
+
+/** GET /events in the OpenAPI document (it is a raw route, not an action's `rest`). */
+export const LIVE_OPENAPI_OPERATION = {
+	operationId: "api.events",
+	summary: "Server-sent events: door, cabinet, order and alert changes the caller may see (ready first, : ping every 15 s, overflow then close for a slow reader)",
+	tags: ["api"],
+	"x-access": ["user", "merchant", "operator", "admin"],
+	security: [{ bearerAuth: [] }],
+	parameters: [
+		{ name: "topics", in: "query", required: false, schema: { type: "string", example: "door,cabinet" }, description: `comma list of ${TOPICS.join(", ")} (default: all the caller may see)` },
+		{ name: "pointId", in: "query", required: false, schema: { type: "string", pattern: ID_PATTERN.source } },
+		{ name: "cabinetId", in: "query", required: false, schema: { type: "string", pattern: ID_PATTERN.source } },
+	],
+	responses: {
+		"200": { description: "The stream", content: { "text/event-stream": { schema: { type: "string" } } } },
+		"401": errorResponse("Missing, invalid or expired token, or a revoked session"),
+		"403": errorResponse("A topic the caller's role may not see"),
+		"422": errorResponse("Malformed filters"),
+		"429": errorResponse("Too many requests (JSON), or too many streams (an SSE `error` event, type TOO_MANY_STREAMS)"),
+	},
+};
+
 type Req = IncomingMessage & { query?: Record<string, unknown>; $ctx?: Context<unknown, AppMeta>; $route?: unknown; $limitShown?: LimitResult };
 
 /** What the live mixin uses of the api service it is mixed into. */
@@ -257,9 +291,10 @@ export function createLiveMixin(config: Config): Partial<ServiceSchema> {
 		},
 
 		merged(schema: ServiceSchema) {
-			// Streams end before the gateway's other stop handlers run: its HTTP server waits for open responses to end.
+			// Streams end before the gateway's other stop handlers run (its HTTP server waits for open responses
+			// to end). Moleculer runs a list of stop handlers last to first: this one goes last.
 			const rest = ([] as unknown[]).concat(schema.stopped ?? []);
-			schema.stopped = [function (this: Host) { this.live.closeAll(); }, ...rest] as ServiceSchema["stopped"];
+			schema.stopped = [...rest, function (this: Host) { this.live.closeAll(); }] as ServiceSchema["stopped"];
 		},
 	};
 	return mixin;

@@ -85,9 +85,10 @@ afterEach(async () => {
 	await until("every stream closed", () => live.size === 0 && live.hub.size === 0);
 });
 
+let stopped = false;
 afterAll(async () => {
 	for (const c of cabs) await c.sim.stop();
-	await p.stop();
+	if (!stopped) await p.stop();
 });
 
 describe("refused before the stream starts", () => {
@@ -276,5 +277,20 @@ describe("bounded and cleaned up", () => {
 		const again = await stream("/api/v1/events", token);
 		await again.ended;
 		expect([again.status, JSON.parse(again.text).type]).toEqual([401, "SESSION_REVOKED"]);
+	});
+});
+
+describe("a gateway that stops", () => {
+	it("ends its streams at once with an error event, instead of waiting for them", async () => {
+		const s = await ready(admin);
+		expect((await p.api("GET", "/api/openapi.json")).body.paths["/api/v1/events"].get).toMatchObject({ operationId: "api.events" });
+		for (const c of cabs) await c.sim.stop();
+		const started = Date.now();
+		stopped = true;
+		await p.stop();
+		await s.ended;
+		// Well below the broker's 10 s wait for running requests, or the server's for open connections.
+		expect(Date.now() - started).toBeLessThan(5000);
+		expect(s.events.at(-1)).toEqual({ event: "error", data: expect.objectContaining({ code: 503, type: "SERVICE_UNAVAILABLE" }) });
 	});
 });
