@@ -28,7 +28,7 @@ import type { Repository } from "../mixins/repository";
 import { deriveCabinetSecret } from "../domain/cabinet-secrets";
 import { SIZES, type Size } from "../domain/catalog";
 import { notFound, invalid, serviceUnavailable } from "../types/errors";
-import type { OpenParams, ReportAnswer, ReserveAnyParams, ReserveParams } from "../domain/doors";
+import type { CabinetsAnswer, LinksAnswer, OpenParams, ReportAnswer, ReserveAnyParams, ReserveParams } from "../domain/doors";
 import { CabinetHost, DEFAULT_HOST_SETTINGS, notOwner, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
 import { doorsNodes, ownerToken } from "../lib/door-client";
 import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
@@ -52,6 +52,8 @@ function sliceOf(cabinetId: string): number {
 	return (h >>> 0) % TICK_SLICES;
 }
 const DUE_BATCH = 200;
+/** Cabinets per doors.links answer: ≈ 40 bytes each, well under NATS's 1 MB message limit. */
+const LINKS_PAGE = 10_000;
 /** An order's door event not acknowledged by then is delivered again later. */
 const ORDERS_TIMEOUT_MS = 3000;
 /** A catalog read that waits longer than this is asked again (of another merchants replica). */
@@ -197,6 +199,64 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 					return {
 						id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
 						epoch: host.epoch, doors: await host.doors(),
+					};
+				},
+			},
+
+			/**
+			 * Many cabinets at once (catalog views: a page of a point's cabinets), one call per
+			 * doors node instead of one per cabinet. Each cabinet answers on its own: its live view,
+			 * or the error it would have thrown (NOT_OWNER with `heldBy`: ask the holder).
+			 */
+			cabinets: {
+				visibility: "public",
+				params: { cabinetIds: { type: "array", min: 1, max: 100, items: cabinetIdParam } },
+				async handler(this: This, ctx: Context<{ cabinetIds: string[] }>): Promise<CabinetsAnswer> {
+					const cabinets = await Promise.all([...new Set(ctx.params.cabinetIds)].map(async (id): Promise<CabinetsAnswer["cabinets"][number]> => {
+						try {
+							const host = await this.hostFor(id);
+							return {
+								id, live: {
+									id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
+									epoch: host.epoch, doors: await host.doors(),
+								},
+							};
+						} catch (err: any) {
+							return { id, error: { type: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE", message: String(err?.message ?? err), ...(err?.data?.heldBy ? { heldBy: String(err.data.heldBy) } : {}) } };
+						}
+					}));
+					return { cabinets };
+				},
+			},
+
+			/**
+			 * The link state of the cabinets this node holds in memory, in id order, a page at a time
+			 * (ask one node with `{ nodeID }`). A cabinet no doors node holds is not connected: its
+			 * host is dropped once it is offline and idle, and a cabinet that connects is held by the
+			 * node that gets its first report. Nothing is loaded or leased to answer.
+			 */
+			links: {
+				visibility: "public",
+				params: {
+					after: { type: "string", max: 80, optional: true },
+					limit: { type: "number", integer: true, min: 1, max: LINKS_PAGE, optional: true },
+				},
+				async handler(this: This, ctx: Context<{ after?: string; limit?: number }>): Promise<LinksAnswer> {
+					const limit = ctx.params.limit ?? LINKS_PAGE;
+					const after = ctx.params.after ?? "";
+					const held = new Map<string, CabinetHost>();
+					for (const { host } of this.handingOver.values()) if (host.id > after) held.set(host.id, host);
+					const resolved = await Promise.all([...this.hosts].filter(([id]) => id > after).map(([, p]) => p.catch(() => null)));
+					for (const h of resolved) if (h) held.set(h.id, h);
+					const ids = [...held.keys()].sort();
+					const page = ids.slice(0, limit);
+					return {
+						nodeID: this.broker.nodeID,
+						cabinets: page.map(id => {
+							const h = held.get(id)!;
+							return [id, h.online ? 1 : 0, h.lastSeenAt] as [string, 0 | 1, number];
+						}),
+						next: ids.length > limit ? page[page.length - 1] : null,
 					};
 				},
 			},

@@ -31,6 +31,21 @@ export interface CabinetLiveView {
 	doors: DoorView[];
 }
 
+/** doors.cabinets: per cabinet its live view, or the error asking for it alone would have thrown. */
+export interface CabinetsAnswer {
+	cabinets: ({ id: string; live: CabinetLiveView; error?: undefined } | { id: string; live?: undefined; error: { type: string; message: string; heldBy?: string } })[];
+}
+
+/**
+ * doors.links (one node): the cabinets it holds, `[id, online 1/0, lastSeenAt ms (0 = not heard
+ * since this node took it)]`, in id order; `next` continues after that id (null = done).
+ */
+export interface LinksAnswer {
+	nodeID: string;
+	cabinets: [string, 0 | 1, number][];
+	next: string | null;
+}
+
 export interface ReserveParams { doorId: string; orderId: string; ttlSec?: number }
 export interface ReserveAnyParams { cabinetId: string; size: Size; orderId: string; ttlSec?: number }
 export interface ReleaseParams { doorId: string; orderId: string }

@@ -9,6 +9,7 @@ import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
 import { isUnanswered } from "./mesh-errors";
 import { ownerOf } from "../domain/placement";
+import type { CabinetLiveView, CabinetsAnswer, LinksAnswer } from "../domain/doors";
 
 export const DOORS_SERVICE = "doors";
 
@@ -77,4 +78,94 @@ export async function callDoors<T>(
 			target = holder;
 		}
 	}
+}
+
+export type CabinetLive = { live: CabinetLiveView; error?: undefined } | { live?: undefined; error: string };
+
+/**
+ * The live views of many cabinets with one `doors.cabinets` call per owning node (never one
+ * call per cabinet). A cabinet another node holds right now (NOT_OWNER), or whose node did not
+ * answer, is asked alone through `callDoors`, which follows the lease. Each cabinet gets its
+ * view or the error type that kept it (never a guess).
+ */
+export async function cabinetsLive(
+	caller: Pick<ServiceBroker, "call"> | Pick<Context, "call">,
+	broker: ServiceBroker,
+	cabinetIds: readonly string[],
+): Promise<Map<string, CabinetLive>> {
+	const out = new Map<string, CabinetLive>();
+	const nodes = doorsNodes(broker);
+	const healthy = nodes.filter(n => !isSuspect(n));
+	if (!nodes.length) {
+		for (const id of cabinetIds) out.set(id, { error: "SERVICE_NOT_FOUND" });
+		return out;
+	}
+	const byNode = new Map<string, string[]>();
+	for (const id of new Set(cabinetIds)) {
+		const node = ownerOf(id, healthy.length ? healthy : nodes)!;
+		byNode.set(node, [...(byNode.get(node) ?? []), id]);
+	}
+	const alone = async (id: string) => {
+		try {
+			out.set(id, { live: await callDoors<CabinetLiveView>(caller, broker, "cabinet", { cabinetId: id }, id) });
+		} catch (err: any) {
+			out.set(id, { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" });
+		}
+	};
+	await Promise.all([...byNode].map(async ([nodeID, ids]) => {
+		let answer: CabinetsAnswer;
+		try {
+			answer = await (caller.call as any)(`${DOORS_SERVICE}.cabinets`, { cabinetIds: ids }, { nodeID });
+			suspects.delete(nodeID);
+		} catch (err) {
+			if (isUnanswered(err)) suspects.set(nodeID, Date.now() + SUSPECT_MS);
+			await Promise.all(ids.map(alone));
+			return;
+		}
+		await Promise.all(answer.cabinets.map(async c => {
+			if (c.live) out.set(c.id, { live: c.live });
+			else if (c.error.type === "NOT_OWNER") await alone(c.id);
+			else out.set(c.id, { error: c.error.type });
+		}));
+	}));
+	return out;
+}
+
+export interface DoorLinks {
+	/** Cabinets some doors node holds: online if any holder says so, the latest time heard from. */
+	links: Map<string, { online: boolean; lastSeenAt: number }>;
+	/** Doors nodes asked. */
+	asked: string[];
+	/** Doors nodes that could not be asked; `["doors"]` when the mesh has no doors node at all. */
+	unavailable: string[];
+}
+
+/** Pages of doors.links per node at most (10 000 cabinets each). */
+const MAX_LINK_PAGES = 100;
+
+/** Every doors node's link states: its own page loop per node, `{ nodeID }` each. */
+export async function doorLinks(caller: Pick<ServiceBroker, "call"> | Pick<Context, "call">, broker: ServiceBroker): Promise<DoorLinks> {
+	const nodes = doorsNodes(broker);
+	const links: DoorLinks["links"] = new Map();
+	const unavailable: string[] = nodes.length ? [] : [DOORS_SERVICE];
+	await Promise.all(nodes.map(async nodeID => {
+		const got: LinksAnswer["cabinets"] = [];
+		try {
+			let after: string | undefined;
+			for (let page = 0; page < MAX_LINK_PAGES; page++) {
+				const answer: LinksAnswer = await (caller.call as any)(`${DOORS_SERVICE}.links`, after ? { after } : {}, { nodeID });
+				got.push(...answer.cabinets);
+				if (!answer.next) break;
+				after = answer.next;
+			}
+		} catch {
+			unavailable.push(nodeID);
+			return;
+		}
+		for (const [id, online, lastSeenAt] of got) {
+			const prev = links.get(id);
+			links.set(id, { online: online === 1 || !!prev?.online, lastSeenAt: Math.max(lastSeenAt, prev?.lastSeenAt ?? 0) });
+		}
+	}));
+	return { links, asked: nodes, unavailable: unavailable.sort() };
 }

@@ -17,11 +17,13 @@ import type { Config } from "../config";
 import { createDbMixin } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import type { AppMeta, Role } from "../types/auth";
-import { latParam, lngParam, pageParams } from "../types/params";
+import { latParam, lngParam, pageParams, type Page, type PageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
 import { newCabinetSecret, verifyCabinetSecret } from "../domain/cabinet-secrets";
-import { callDoors } from "../lib/door-client";
-import type { DoorView as LiveDoorView } from "../domain/doors";
+import { cabinetsLive, callDoors, doorLinks, type CabinetLive, type DoorLinks } from "../lib/door-client";
+import { ownerOf } from "../domain/placement";
+import { NO_ANSWER_TYPES } from "../lib/mesh-errors";
+import type { CabinetLiveView, DoorView as LiveDoorView } from "../domain/doors";
 import { seedDemoFleet } from "./merchants/demo-fleet";
 import { CATALOG_ENTITIES, doorId, enabledDoorCounts, parseDoorId, toPointView, type AuditDoc, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./merchants/model";
 import type { CabinetRegisteredEvent, DoorUpdatedEvent, PointChangedEvent } from "../types/events";
@@ -32,7 +34,7 @@ import path from "node:path";
 export interface CityView { code: string; name: string; lat: number; lng: number; points: number }
 export interface MerchantView { id: string; name: string; contactPhone: string; commissionRate: number; createdAt: string }
 /** A door; `state`, `open` and `occupied` are null when its live state could not be had (see `CabinetView.live`). */
-export interface DoorView { id: string; no: number; size: Size; state: string | null; open: boolean | null; occupied: boolean | null; orderId?: string }
+export interface DoorView { id: string; no: number; size: Size; disabled: boolean; state: string | null; open: boolean | null; occupied: boolean | null; orderId?: string }
 export interface CabinetView {
 	id: string; pointId: string; merchantId: string; online: boolean | null; lastSeenAt: string | null;
 	credentialsRotatedAt: string; doors: DoorView[]; createdAt: string;
@@ -51,6 +53,31 @@ export interface CreatePointParams {
 export type UpdatePointParams = { id: string } & Partial<Omit<CreatePointParams, "merchantId">> & { status?: PointDoc["status"] };
 export interface RegisterCabinetParams { pointId: string; doors: { no: number; size: Size }[] }
 
+
+/**
+ * A cabinet's link as the doors nodes asked know it: online if a node holds it online; unknown
+ * (null) when a doors node that may hold it could not be asked (by placement over every doors
+ * node, the asked and the failed; all of them when there is no doors node).
+ */
+function linkState(cabinetId: string, l: { online: boolean } | undefined, links: DoorLinks): boolean | null {
+	if (l?.online) return true;
+	if (!links.unavailable.length) return false;
+	if (!links.asked.length) return null;
+	const owner = ownerOf(cabinetId, links.asked);
+	return owner && links.unavailable.includes(owner) ? null : false;
+}
+
+/**
+ * What an operator's open came to, for its audit entry: "opened", or the error type (CABINET_OFFLINE,
+ * DOOR_TIMEOUT, …). A door call that timed out without an answer may still have opened the door: OUTCOME_UNKNOWN.
+ */
+function openOutcome(err: unknown): string {
+	const type = (err as { type?: unknown } | null)?.type;
+	if (type === "REQUEST_TIMEOUT" || type === "BROKER_DISCONNECTED") return "OUTCOME_UNKNOWN";
+	// The call never reached a door actor (no endpoint, breaker open): as the API answers it.
+	if (typeof type === "string" && NO_ANSWER_TYPES.has(type)) return "SERVICE_UNAVAILABLE";
+	return typeof type === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(type) ? type : "INTERNAL_ERROR";
+}
 
 const MAX_DOORS = 99;
 const CITY_CODE = /^[A-Z]{2,8}$/;
@@ -83,8 +110,10 @@ interface Methods {
 	loadPoint(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<PointDoc>;
 	loadCabinet(ctx: Context<unknown, AppMeta>, id: string, privileged: Role[]): Promise<CabinetDoc>;
 	recountPoint(pointId: string): Promise<PointDoc>;
-	audit(ctx: Context<unknown, AppMeta>, entry: Omit<AuditDoc, "_id" | "at" | "actorId" | "actorRoles" | "requestId">): Promise<void>;
+	/** Writes an audit entry; answers its id. */
+	audit(ctx: Context<unknown, AppMeta>, entry: Omit<AuditDoc, "_id" | "at" | "actorId" | "actorRoles" | "requestId">): Promise<string>;
 	cabinetView(c: CabinetDoc): CabinetView;
+	withLive(view: CabinetView, live: CabinetLive): CabinetView;
 	cleanCityCache(): Promise<void>;
 }
 
@@ -352,25 +381,110 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				params: { id: idParam },
 				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<CabinetView> {
 					const view = this.cabinetView(await this.loadCabinet(ctx, ctx.params.id, ["admin", "operator"]));
+					let live: CabinetLive;
 					try {
 						// The live part (link, door states) belongs to the door actors.
-						const live = await callDoors<{ online: boolean; lastSeenAt: string | null; doors: LiveDoorView[] }>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id);
-						const byNo = new Map(live.doors.map(d => [d.no, d]));
-						return {
-							...view, online: live.online, lastSeenAt: live.lastSeenAt, live: true,
-							doors: view.doors.map(d => {
-								const l = byNo.get(d.no);
-								return l ? { ...d, state: l.state, open: l.open, occupied: l.occupied, ...(l.orderId ? { orderId: l.orderId } : {}) } : d;
-							}),
-						};
+						live = { live: await callDoors<CabinetLiveView>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id) };
 					} catch (err: any) {
-						// Never guess: a door that is reserved or holds a bag must not look free. The catalog
-						// part is known; the live part is said to be unknown.
-						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${err.type ?? err.message})`);
+						live = { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
+					}
+					return this.withLive(view, live);
+				},
+			},
+
+			listPointCabinets: {
+				rest: "GET /points/:id/cabinets",
+				auth: ["admin", "operator", "merchant"],
+				summary: "A point's cabinets with their doors, live (a page; same rows as GET /cabinets/:id; `live:false` and null door states when the door actors cannot be asked)",
+				params: { id: idParam, ...pageParams },
+				async handler(this: This, ctx: Context<{ id: string } & PageParams, AppMeta>): Promise<Page<CabinetView>> {
+					const point = await this.loadPoint(ctx, ctx.params.id, ["admin", "operator"]);
+					const { page, pageSize } = ctx.params;
+					const query = { pointId: point._id };
+					const [docs, total] = await Promise.all([
+						this.repos.cabinets.find({ query, sort: "_id", limit: pageSize, offset: (page - 1) * pageSize }),
+						this.repos.cabinets.count(query),
+					]);
+					// One doors.cabinets call per doors node for the whole page.
+					const live = docs.length ? await cabinetsLive(ctx, this.broker, docs.map(c => c._id)) : new Map<string, CabinetLive>();
+					const rows = docs.map(c => this.withLive(this.cabinetView(c), live.get(c._id) ?? { error: "SERVICE_UNAVAILABLE" }));
+					return { rows, total, page, pageSize };
+				},
+			},
+
+			listCabinets: {
+				rest: "GET /cabinets",
+				auth: ["admin", "operator", "merchant"],
+				summary:
+					"Cabinets with their link state (merchants: their own), e.g. ?online=false for the ones offline now. Every doors node is asked " +
+					"which cabinets it holds; a registered cabinet no doors node holds (never connected, or offline and idle since) is offline " +
+					"(lastSeenAt null: not heard since its doors node started). When a doors node cannot be asked the answer says `partial: true` " +
+					"and `unavailable` (its node ids, or [\"doors\"] when the mesh has no doors node): cabinets it may hold are `online: null` " +
+					"and are listed under online=false too (they may be offline; nothing is guessed).",
+				params: {
+					online: { type: "boolean", convert: true, optional: true },
+					pointId: { ...idParam, optional: true },
+					cityCode: { type: "string", min: 2, max: 8, optional: true },
+					...pageParams,
+				},
+				async handler(this: This, ctx: Context<{ online?: boolean; pointId?: string; cityCode?: string } & PageParams, AppMeta>) {
+					const { online, pointId, cityCode, page, pageSize } = ctx.params;
+					const user = ctx.meta.user;
+					const query: Record<string, unknown> = {};
+					if (user && !user.roles.some(r => r === "admin" || r === "operator")) {
+						if (!user.merchantId) throw forbidden("This account belongs to no merchant");
+						query.merchantId = user.merchantId;
+					}
+					if (pointId) query.pointId = pointId;
+					if (cityCode) {
+						const inCity = await this.repos.points.find({ query: { cityCode, ...(query.merchantId ? { merchantId: query.merchantId } : {}) } });
+						const ids = inCity.map(p => p._id).filter(id => !pointId || id === pointId);
+						query.pointId = { $in: ids };
+					}
+					const links = await doorLinks(ctx, this.broker);
+					const onlineIds = [...links.links].filter(([, l]) => l.online).map(([id]) => id);
+					if (online === true) query._id = { $in: onlineIds };
+					// Offline = not online on any node asked (cabinets of a node not asked are unknown, listed too).
+					else if (online === false && onlineIds.length) query._id = { $nin: onlineIds };
+					const [docs, total] = await Promise.all([
+						this.repos.cabinets.find({ query, sort: "_id", limit: pageSize, offset: (page - 1) * pageSize }),
+						this.repos.cabinets.count(query),
+					]);
+					const points = new Map(
+						(await this.repos.points.find({ query: { _id: { $in: [...new Set(docs.map(c => c.pointId))] } } })).map(p => [p._id, p]),
+					);
+					const rows = docs.map(c => {
+						const l = links.links.get(c._id);
+						const p = points.get(c.pointId);
 						return {
-							...view, online: null, lastSeenAt: null, live: false, liveError: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE",
-							doors: view.doors.map(d => ({ ...d, state: null, open: null, occupied: null })),
+							id: c._id, pointId: c.pointId, pointName: p?.name ?? null, merchantId: c.merchantId, cityCode: p?.cityCode ?? null,
+							online: linkState(c._id, l, links),
+							lastSeenAt: l?.lastSeenAt ? new Date(l.lastSeenAt).toISOString() : null,
 						};
+					});
+					return { rows, total, page, pageSize, ...(links.unavailable.length ? { partial: true, unavailable: links.unavailable } : {}) };
+				},
+			},
+
+			getDoor: {
+				rest: "GET /doors/:doorId",
+				auth: ["admin", "operator", "merchant"],
+				summary: "A door with its live state (`live:false` and null state/open/occupied when the door actors cannot be asked)",
+				params: { doorId: { type: "string", min: 5, max: 90 } },
+				async handler(this: This, ctx: Context<{ doorId: string }, AppMeta>) {
+					const ref = parseDoorId(ctx.params.doorId);
+					if (!ref) throw invalid([{ field: "doorId", message: "doorId must look like {cabinetId}:{no}" }]);
+					const id = doorId(ref.cabinetId, ref.no);
+					const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
+					const door = cabinet.doors.find(d => d.no === ref.no);
+					if (!door) throw notFound("Door", { doorId: id });
+					const base = { id, cabinetId: cabinet._id, pointId: cabinet.pointId, no: door.no, size: door.size, disabled: !!door.disabled };
+					try {
+						const l = await callDoors<LiveDoorView>(ctx, this.broker, "get", { doorId: id }, ref.cabinetId);
+						return { ...base, state: l.state, open: l.open, occupied: l.occupied, ...(l.orderId ? { orderId: l.orderId } : {}), live: true };
+					} catch (err: any) {
+						this.logger.warn(`Door ${id}: live state unavailable (${err?.type ?? err?.message})`);
+						return { ...base, state: null, open: null, occupied: null, live: false, liveError: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
 					}
 				},
 			},
@@ -423,10 +537,21 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const cabinet = await this.loadCabinet(ctx, ref.cabinetId, ["admin", "operator"]);
 					if (!cabinet.doors.some(d => d.no === ref.no)) throw notFound("Door", { doorId: id });
 					// Audited before the command goes out: an attempt to open a door is itself worth a record.
-					await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
-					return callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
-						timeout: config.doors.callTimeoutMs,
-					});
+					const auditId = await this.audit(ctx, { action: "door.open", targetType: "door", targetId: id, reason: ctx.params.reason });
+					let outcome = "opened";
+					try {
+						return await callDoors(ctx, this.broker, "operatorOpen", { doorId: id, reason: ctx.params.reason, actorId: ctx.meta.user?.id ?? null }, ref.cabinetId, {
+							timeout: config.doors.callTimeoutMs,
+						});
+					} catch (err) {
+						outcome = openOutcome(err);
+						throw err;
+					} finally {
+						// The door's answer (or error) goes back whatever happens to this write: a lost outcome is logged.
+						await this.repos.audit.updateById(auditId, { $set: { outcome, outcomeAt: new Date() } }).catch((err: Error) => {
+							this.logger.warn(`Audit ${auditId} (open of ${id}): outcome ${outcome} not recorded: ${err.message}`);
+						});
+					}
 				},
 			},
 
@@ -584,13 +709,34 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 
 			async audit(this: This, ctx: Context<unknown, AppMeta>, entry) {
 				const user = ctx.meta.user;
-				await this.repos.audit.insert({
+				const doc = await this.repos.audit.insert({
 					...entry,
 					at: new Date(),
 					actorId: user?.id ?? null,
 					actorRoles: user?.roles ?? [],
 					...(ctx.meta.requestId ? { requestId: ctx.meta.requestId } : {}),
 				});
+				return doc._id;
+			},
+
+			/** The catalog view with the door actors' live part, or said to be unknown (never guessed). */
+			withLive(this: This, view: CabinetView, l: CabinetLive): CabinetView {
+				if (l.live) {
+					const byNo = new Map(l.live.doors.map(d => [d.no, d]));
+					return {
+						...view, online: l.live.online, lastSeenAt: l.live.lastSeenAt, live: true,
+						doors: view.doors.map(d => {
+							const ld = byNo.get(d.no);
+							return ld ? { ...d, state: ld.state, open: ld.open, occupied: ld.occupied, ...(ld.orderId ? { orderId: ld.orderId } : {}) } : d;
+						}),
+					};
+				}
+				// A door that is reserved or holds a bag must not look free: the catalog part is known, the live part unknown.
+				this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${l.error})`);
+				return {
+					...view, online: null, lastSeenAt: null, live: false, liveError: l.error,
+					doors: view.doors.map(d => ({ ...d, state: null, open: null, occupied: null })),
+				};
 			},
 
 			cabinetView(c: CabinetDoc): CabinetView {
@@ -599,7 +745,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					// Live link state comes with the door actors; until a cabinet has reported it is offline.
 					online: false, lastSeenAt: null, live: true,
 					credentialsRotatedAt: new Date(c.secretRotatedAt).toISOString(),
-					doors: c.doors.map(d => ({ id: doorId(c._id, d.no), no: d.no, size: d.size, state: d.disabled ? "disabled" : "available", open: false, occupied: false })),
+					doors: c.doors.map(d => ({ id: doorId(c._id, d.no), no: d.no, size: d.size, disabled: !!d.disabled, state: d.disabled ? "disabled" : "available", open: false, occupied: false })),
 					createdAt: new Date(c.createdAt).toISOString(),
 				};
 			},

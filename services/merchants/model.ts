@@ -62,6 +62,9 @@ export interface AuditDoc {
 	changes?: Record<string, unknown>;
 	reason?: string;
 	requestId?: string;
+	/** A remote door open's result, written when the door answered: "opened" or the error type. */
+	outcome?: string;
+	outcomeAt?: Date;
 }
 
 export const CityEntity: EntityDefinition = {
@@ -102,7 +105,7 @@ export const AuditEntity: EntityDefinition = {
 	idPrefix: "aud",
 	fields: {
 		at: "date", actorId: "string", actorRoles: "array", action: "string", targetType: "string", targetId: "string",
-		changes: "object", reason: "string", requestId: "string",
+		changes: "object", reason: "string", requestId: "string", outcome: "string", outcomeAt: "date",
 	},
 	indexes: [{ fields: { targetId: 1 } }, { fields: { at: -1 } }],
 };
