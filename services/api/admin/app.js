@@ -162,7 +162,7 @@ async function loadTrouble() {
 		state.offlineSource = offline.partial ? "partial" : "";
 	} else {
 		// Without the cabinets list: what CabinetOffline alerts say (points of other cities drop out in draw()).
-		state.offline = state.alerts.filter(a => a.name === "CabinetOffline" && a.labels?.cabinetId).map(a => ({ id: a.labels.cabinetId, pointId: a.labels.pointId, lastSeenAt: null }));
+		state.offline = state.alerts.filter(a => a.name === "CabinetOffline" && a.labels?.cabinetId).map(a => ({ id: a.labels.cabinetId, pointId: a.labels.pointId, since: a.startsAt }));
 		state.offlineTotal = state.offline.length;
 		state.offlineSource = "alerts";
 	}
@@ -292,7 +292,8 @@ function drawAlerts(inCity) {
 }
 
 function drawOffline(inCity) {
-	const rows = state.offline.filter(c => !c.pointId || inCity.has(c.pointId));
+	// The server's list is the city's already; CabinetOffline alerts are every city's.
+	const rows = state.offlineSource === "alerts" ? state.offline.filter(c => c.pointId && inCity.has(c.pointId)) : state.offline;
 	$("offline-count").textContent = String(state.offlineSource === "alerts" ? rows.length : state.offlineTotal ?? rows.length);
 	$("offline-count").className = `count ${rows.length ? "bad" : ""}`;
 	$("offline-note").textContent = state.offlineSource === "alerts" ? "from CabinetOffline alerts" : state.offlineSource === "partial" ? "some doors nodes did not answer" : "";
@@ -300,7 +301,7 @@ function drawOffline(inCity) {
 	if (!rows.length) return list.replaceChildren(el("li", { class: "muted" }, "Every cabinet is online"));
 	list.replaceChildren(...rows.slice(0, 50).map(c => el("li", {},
 		el("button", { type: "button", class: "link", onclick: () => cabinet.open(c.id), "data-cabinet-id": c.id }, el("code", {}, c.id)),
-		el("span", { class: "muted" }, ` ${c.pointName ?? pointName(c.pointId) ?? ""} · last seen ${ago(c.lastSeenAt)}`))));
+		el("span", { class: "muted" }, ` ${c.pointName ?? pointName(c.pointId) ?? ""} · ${c.since ? `offline since ${ago(c.since)}` : `last seen ${ago(c.lastSeenAt)}`}`))));
 }
 
 // ---- a point and its cabinets ----------------------------------------------------------------

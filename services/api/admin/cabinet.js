@@ -126,12 +126,12 @@ export class CabinetView {
 		tile.dataset.state = state;
 		tile.dataset.open = String(d.open === true);
 		tile.dataset.occupied = String(d.occupied === true);
-		tile.title = `${d.id}${d.orderId ? `\norder ${d.orderId}` : ""}\nclick to open remotely`;
+		tile.title = `${d.id} · ${STATE_WORDS[state] ?? "state unknown"}${d.orderId ? `\norder ${d.orderId}` : ""}\nclick to open remotely`;
 		tile.replaceChildren(
 			el("span", { class: "door-no" }, String(d.no).padStart(2, "0")),
 			el("span", { class: "door-size" }, d.size),
-			el("span", { class: "door-state" }, STATE_WORDS[state] ?? "? unknown"),
-			el("span", { class: "door-phys" }, d.open === null || d.open === undefined ? "—" : d.open ? "门开 OPEN" : "closed", d.occupied ? " · bag" : ""),
+			el("span", { class: "door-state" }, STATE_WORDS[state]?.split(" ")[1] ?? "unknown"),
+			el("span", { class: "door-phys" }, d.open === null || d.open === undefined ? "—" : d.open ? "OPEN" : "closed", d.occupied ? " · bag" : ""),
 		);
 	}
 
@@ -144,7 +144,7 @@ export class CabinetView {
 		this.form.label.textContent = `Door ${String(d.no).padStart(2, "0")} (${d.size})`;
 		this.form.root.hidden = false;
 		this.form.message.textContent = "";
-		this.form.reason.focus();
+		this.form.reason.focus({ preventScroll: true });
 	}
 
 	buildForm() {

@@ -12,25 +12,16 @@ export const svgEl = (name, attrs = {}, parent) => {
 	return el;
 };
 
-/** Colour classes by free doors: 0 is its own class (nothing to give), then up to four steps. */
+/** Colour classes by free doors: 0 is its own class (nothing to give), then four equal steps of a round size. */
 export function freeScale(values) {
-	const positive = values.filter(v => v > 0).sort((a, b) => a - b);
-	const steps = [];
-	for (const q of [0.25, 0.5, 0.75]) {
-		const v = positive[Math.min(positive.length - 1, Math.floor(q * positive.length))];
-		if (v !== undefined && v > (steps.at(-1) ?? 0)) steps.push(v);
-	}
-	// classes: [0], [1..s1], [s1+1..s2], … , [last+1..]
-	const bounds = [];
-	let from = 1;
-	for (const s of steps) {
-		if (s >= from) bounds.push([from, s]);
-		from = s + 1;
-	}
-	bounds.push([from, Infinity]);
+	const max = Math.max(0, ...values);
+	const raw = Math.max(1, Math.ceil(max / 4));
+	const step = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 25, 30, 40, 50, 75].find(n => n >= raw) ?? Math.ceil(raw / 100) * 100;
+	const bounds = [1, 2, 3].map(i => [(i - 1) * step + 1, i * step]).concat([[3 * step + 1, Infinity]]);
+	const label = ([a, b]) => (b === Infinity ? `${a}+` : a === b ? `${a}` : `${a}–${b}`);
 	return {
-		classOf: v => (v <= 0 ? "free-0" : `free-${1 + Math.max(0, bounds.findIndex(([a, b]) => v >= a && v <= b)) + (4 - bounds.length)}`),
-		legend: [["free-0", "0 free"], ...bounds.map(([a, b], i) => [`free-${1 + i + (4 - bounds.length)}`, b === Infinity ? `${a}+` : a === b ? `${a}` : `${a}–${b}`])],
+		classOf: v => (v <= 0 ? "free-0" : `free-${Math.min(4, Math.ceil(v / step))}`),
+		legend: [["free-0", "0 free"], ...bounds.map((b, i) => [`free-${i + 1}`, label(b)])],
 	};
 }
 
@@ -74,13 +65,17 @@ export class CityMap {
 		this.full = { x: 0, y: 0, w: W, h: H };
 		if (!this.keepView || !this.view) this.view = { ...this.full };
 		this.keepView = false;
-		this.applyView();
 
 		const scale = freeScale(cells.map(c => c.availableDoors));
 		const gCells = svgEl("g", { class: "cells" }, this.svg);
 		const gLabels = svgEl("g", { class: "cell-labels" }, this.svg);
 		const gPoints = svgEl("g", { class: "points" }, this.svg);
-		const label = cells.length <= 160;
+		// Numbers only where a cell is wide enough on screen to hold one.
+		const widths = rings.slice(0, 50).map(({ ring }) => {
+			const xs = ring.map(([la, ln]) => this.project(la, ln)[0]);
+			return Math.max(...xs) - Math.min(...xs);
+		});
+		const label = cells.length <= 400 && widths.length > 0 && Math.min(...widths) >= 22;
 		for (const { cell, ring } of rings) {
 			const poly = svgEl("polygon", {
 				class: `cell ${scale.classOf(cell.availableDoors)}`,
@@ -94,13 +89,13 @@ export class CityMap {
 				svgEl("text", { x: x.toFixed(1), y: y.toFixed(1), class: "cell-label" }, gLabels).textContent = String(cell.availableDoors);
 			}
 		}
-		const r = Math.max(3.5, Math.min(9, 260 / Math.sqrt(points.length + 1)));
+		const r = Math.max(3.5, Math.min(7, 200 / Math.sqrt(points.length + 1)));
 		for (const p of points) {
 			const [x, y] = this.project(p.lat, p.lng);
 			const f = flags.get(p.id);
 			const g = svgEl("g", { class: `point ${pointClass(p)}${f ? " trouble" : ""}${p.id === selectedId ? " selected" : ""}`, "data-point-id": p.id, tabindex: 0, role: "button" }, gPoints);
-			if (f) svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: (r * 2).toFixed(1), class: "halo" }, g);
-			svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(1), class: "dot" }, g);
+			if (f) svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: (r * 3.2).toFixed(1), class: "halo", "data-r": r * 3.2 }, g);
+			svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(1), class: "dot", "data-r": r }, g);
 			const a = p.available ?? {};
 			const trouble = f ? `\n⚠ ${[f.offline ? `${f.offline} cabinet(s) offline` : "", f.alerts ? `${f.alerts} alert(s) firing` : ""].filter(Boolean).join(", ")}` : "";
 			svgEl("title", {}, g).textContent = `${p.name}\nfree S ${a.S ?? 0} · M ${a.M ?? 0} · L ${a.L ?? 0}${trouble}`;
@@ -113,13 +108,18 @@ export class CityMap {
 				if (e.key === "Enter" || e.key === " ") pick();
 			});
 		}
+		this.applyView();
 		return { scale };
 	}
 
 	applyView() {
 		const v = this.view;
+		const zoom = this.full ? this.full.w / v.w : 1;
 		this.svg.setAttribute("viewBox", `${v.x.toFixed(2)} ${v.y.toFixed(2)} ${v.w.toFixed(2)} ${v.h.toFixed(2)}`);
-		this.svg.style.setProperty("--zoom", String(this.full ? this.full.w / v.w : 1));
+		this.svg.style.setProperty("--zoom", String(zoom));
+		// Points grow a little when zoomed in, not with the map: they stay marks, not discs.
+		const k = zoom ** -0.75;
+		for (const c of this.svg.querySelectorAll("circle[data-r]")) c.setAttribute("r", (Number(c.dataset.r) * k).toFixed(2));
 	}
 
 	resetView() {
