@@ -195,6 +195,18 @@ export interface Config {
 		trustProxy: boolean;
 	};
 	rateLimit: RateLimitConfig;
+	/** GET /events (server-sent events): what one gateway node holds for its streams. */
+	live: {
+		/** Open streams per user on one node, and on the node altogether. */
+		maxStreamsPerUser: number;
+		maxStreams: number;
+		/** A slow reader's queue (events and bytes) before it is told `overflow` and closed. */
+		queueEvents: number;
+		queueBytes: number;
+		heartbeatMs: number;
+		/** The node stops receiving door and cabinet events this long after its last stream closed. */
+		lingerMs: number;
+	};
 	loginThrottle: LoginThrottleConfig;
 	/** Test only (lib/crash-points.ts): points where the process kills itself. */
 	crashPoints: string[];
@@ -470,6 +482,14 @@ export function loadConfig(env: Env = process.env): Config {
 			userPerWindow: int("RATE_LIMIT_USER", 600, 1, 1e9),
 			authPerWindow: int("RATE_LIMIT_AUTH", 30, 1, 1e9),
 			windowMs: int("RATE_LIMIT_WINDOW_MS", 60_000, 1000, 3_600_000),
+		},
+		live: {
+			maxStreamsPerUser: int("LIVE_MAX_STREAMS_PER_USER", 5, 1, 1000),
+			maxStreams: int("LIVE_MAX_STREAMS", 2000, 1, 1_000_000),
+			queueEvents: int("LIVE_QUEUE_EVENTS", 256, 1, 100_000),
+			queueBytes: byteSize("LIVE_QUEUE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+			heartbeatMs: int("LIVE_HEARTBEAT_MS", 15_000, 100, 600_000),
+			lingerMs: int("LIVE_LINGER_MS", 30_000, 0, 3_600_000),
 		},
 		crashPoints: (str("CRASH_POINTS") ?? "").split(",").map(s => s.trim()).filter(Boolean),
 		loginThrottle: {

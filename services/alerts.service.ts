@@ -33,7 +33,7 @@ import {
 } from "./alerts/engine";
 import { alertRules, ANOMALY_RULES, ANOMALY_WORDS, INHIBIT_RULES, RateWindow } from "./alerts/rules";
 import type {
-	BreakerEvent, CabinetLinkEvent, DoorAnomalyEvent, DoorOpenCompletedEvent, OrderStuckEvent, PaymentStaleEvent, ReconciliationCheckedEvent, RefundProposedEvent,
+	AlertChangedEvent, BreakerEvent, CabinetLinkEvent, DoorAnomalyEvent, DoorOpenCompletedEvent, OrderStuckEvent, PaymentStaleEvent, ReconciliationCheckedEvent, RefundProposedEvent,
 } from "../types/events";
 
 /** A message for one robot: alerts as they were when it was made (what the group said). */
@@ -90,6 +90,7 @@ interface Settings extends ServiceSettingSchema {
 
 interface Methods {
 	signal(s: Signal): Promise<void>;
+	announce(prev: AlertRecord | null, next: AlertRecord): void;
 	evaluate(now: number): Promise<void>;
 	notifyGroups(now: number): Promise<void>;
 	robotsFor(a: AlertRecord): RobotConfig[];
@@ -345,9 +346,22 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					if (!next || next === prev) return;
 					if (prev) await this.repos.alerts.updateWhere({ _id: id }, { $set: { ...next } });
 					else await this.repos.alerts.insert(next);
+					this.announce(prev, next);
 				});
 				this.signals = run.catch(err => this.logger.warn(`Alert signal ${s.rule} failed: ${err.message}`));
 				return this.signals as Promise<void>;
+			},
+
+			/**
+			 * Written: an alert that fired, or a fired one that resolved, is broadcast to the gateways (GET /events).
+			 * Pending ones, and pending ones that went away, were never shown: nothing is said about them.
+			 */
+			announce(this: This, prev: AlertRecord | null, next: AlertRecord) {
+				if (prev?.state === next.state || next.state === "pending" || next.firingSince === null) return;
+				void this.broker.broadcast("alerts.alert.changed", {
+					id: next._id, name: next.name, severity: next.severity, state: next.state, labels: next.labels, startsAt: new Date(next.firingSince).toISOString(),
+					...(next.resolvedAt ? { endsAt: new Date(next.resolvedAt).toISOString() } : {}),
+				} satisfies AlertChangedEvent);
 			},
 
 			/** One attempt (failed or not) for a windowed rate rule; judged at once. */
@@ -401,7 +415,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					const rule = rules[a.name];
 					if (!rule) continue;
 					const next = advance(a, rule, now);
-					if (next !== a) await this.repos.alerts.updateWhere({ _id: a._id, updatedAt: a.updatedAt }, { $set: { ...next } });
+					if (next !== a && (await this.repos.alerts.updateWhere({ _id: a._id, updatedAt: a.updatedAt }, { $set: { ...next } })) === 1) this.announce(a, next);
 				}
 			},
 

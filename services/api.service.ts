@@ -26,6 +26,7 @@ import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
 import { ADMIN_CSP, loadAdminFiles } from "./api/admin-files";
+import { createLiveMixin, type LiveStreams } from "./api/live-stream";
 
 export const API_PREFIX = "/api/v1";
 
@@ -49,6 +50,7 @@ interface Methods {
 	markRevoked(ev: SessionRevokedEvent): Promise<void>;
 	sendJson(req: Req, res: Res, status: number, body: unknown): void;
 	errorHandler(req: Req, res: Res, err: unknown): void;
+	openLiveStream(req: Req, res: Res): Promise<void>;
 }
 
 interface Vars {
@@ -59,6 +61,8 @@ interface Vars {
 	openapi: unknown;
 	/** sid → until (ms): sessions whose access tokens are refused. */
 	revoked: Map<string, number>;
+	/** GET /events (api/live-stream.ts). */
+	live: LiveStreams;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any; settings: any };
@@ -80,6 +84,9 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** A client's X-Request-Id is echoed in headers and logs: take it only if it is short and plain. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The event stream's request lives as long as its reader: a stop does not wait for it (it ends the stream). */
+const EVENTS_URL = new RegExp(`^${API_PREFIX}/events(\\?|$)`);
 
 /** The answer when even the error path fails: fixed bytes, nothing from the request. */
 const LAST_RESORT = JSON.stringify({ name: "MoleculerServerError", message: "Internal error", code: 500, type: ErrorTypes.INTERNAL_ERROR });
@@ -111,14 +118,15 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 
 	return {
 		name: "api",
-		mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
+		mixins: [ApiGateway as unknown as Partial<ServiceSchema>, createLiveMixin(config)],
 
 		settings: {
 			port: config.port,
 			ip: "0.0.0.0",
 			// The request id travels in ctx.meta and is echoed: a client's own is taken only when it is sane.
-			rootCallOptions(options: { requestID?: string }) {
+			rootCallOptions(options: { requestID?: string; tracking?: boolean }, req: Req) {
 				if (options.requestID !== undefined && !REQUEST_ID.test(options.requestID)) delete options.requestID;
+				if (EVENTS_URL.test(String(req.url))) options.tracking = false;
 			},
 			use: [
 				function securityHeaders(_req: Req, res: Res, next: () => void) {
@@ -203,6 +211,21 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 						async "GET /ready"(this: This, req: Req, res: Res) {
 							const r = await checkReadiness(this.broker, config);
 							this.sendJson(req, res, r.ready ? 200 : 503, r);
+						},
+					},
+				},
+				{
+					// Server-sent events (api/live-stream.ts): the same token, session and budget checks, made there.
+					name: "live",
+					path: API_PREFIX,
+					mappingPolicy: "restrict",
+					autoAliases: false,
+					authentication: false,
+					authorization: false,
+					bodyParsers: false,
+					aliases: {
+						"GET /events"(this: This, req: Req, res: Res) {
+							void this.openLiveStream(req, res);
 						},
 					},
 				},

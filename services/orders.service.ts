@@ -30,7 +30,7 @@ import { idParam, pageParams, type Page, type PageParams } from "../types/params
 import type { AppMeta, AuthUser } from "../types/auth";
 import { conflict, forbidden, notFound } from "../types/errors";
 import { Errors } from "moleculer";
-import type { OrderStuckEvent, RefundProposedEvent } from "../types/events";
+import type { OrderChangedEvent, OrderStuckEvent, RefundProposedEvent } from "../types/events";
 import {
 	cancel, checkout, depositOpened, DOOR_DEPENDENT, onDoor, paid, pickupOpened, reconcile,
 	type Change, type DoorSignal, type OrderDoc, type OrderStatus,
@@ -95,6 +95,8 @@ interface Settings extends ServiceSettingSchema {
 interface Methods {
 	load(ctx: Context<unknown, AppMeta>, id: string, who: "owner" | "reader"): Promise<Doc>;
 	move(order: Doc, change: Change | { ok: true; set: Partial<OrderDoc> }, extra?: Record<string, unknown>): Promise<Doc>;
+	write(order: Doc, set: Partial<Doc>, more?: Record<string, unknown>): Promise<Doc | null>;
+	announce(order: Doc): void;
 	applySignal(orderId: string, signal: DoorSignal, eventId: string, doorVersion: number): Promise<void>;
 	catchUp(): Promise<number>;
 	reportStuck(): Promise<void>;
@@ -166,6 +168,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 								storedFrom: null, paymentId: null, amountFen: null, paidAt: null, completedAt: null, endedAt: null, doorVersion: door.version,
 								doorEvents: [], anomalies: [], refundProposed: null, createdAt: now, updatedAt: now,
 							});
+							this.announce(order);
 							ctx.meta.$statusCode = 201;
 							return toOrderView(order);
 						} catch (err) {
@@ -233,8 +236,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 						const now = (await this.repos.orders.findById(order._id))!;
 						const change = purpose === "deposit" ? depositOpened(now) : pickupOpened(now);
 						if (!change.ok || !Object.keys(change.set).length || attempt === 5) return toOrderView(now);
-						const set = { ...change.set, version: now.version + 1, updatedAt: new Date() };
-						if ((await this.repos.orders.updateWhere({ _id: now._id, version: now.version }, { $set: set })) === 1) return toOrderView({ ...now, ...set });
+						const moved = await this.write(now, change.set);
+						if (moved) return toOrderView(moved);
 					}
 				},
 			},
@@ -348,8 +351,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 							return { ok: true, ignored: change.type };
 						}
 						if (!Object.keys(change.set).length) return { ok: true };
-						const moved = await this.repos.orders.updateWhere({ _id: order._id, version: order.version }, { $set: { ...change.set, version: order.version + 1, updatedAt: new Date() } });
-						if (moved === 1) return { ok: true };
+						if (await this.write(order, change.set)) return { ok: true };
 					}
 					throw new Errors.MoleculerRetryableError("Order busy; deliver again", 503, "ORDER_BUSY");
 				},
@@ -386,11 +388,29 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 			async move(this: This, order: Doc, change: Change, extra: Record<string, unknown> = {}): Promise<Doc> {
 				if (!change.ok) throw new MoleculerClientError(change.message, change.status, change.type, { status: order.status });
 				if (!Object.keys(change.set).length && !Object.keys(extra).length) return order;
-				const now = new Date();
-				const set = { ...change.set, version: order.version + 1, updatedAt: now };
-				const moved = await this.repos.orders.updateWhere({ _id: order._id, version: order.version }, { $set: set, ...extra });
-				if (moved !== 1) throw conflict(`Order ${order._id} changed meanwhile; look again`, "ORDER_CHANGED");
-				return { ...order, ...set };
+				const moved = await this.write(order, change.set, extra);
+				if (!moved) throw conflict(`Order ${order._id} changed meanwhile; look again`, "ORDER_CHANGED");
+				return moved;
+			},
+
+			/**
+			 * Every write of an order goes through here: a compare-and-set on its version (null when it moved
+			 * meanwhile), and a status change is announced once it is written.
+			 */
+			async write(this: This, order: Doc, set: Partial<Doc>, more: Record<string, unknown> = {}): Promise<Doc | null> {
+				const full = { ...set, version: order.version + 1, updatedAt: new Date() };
+				const moved = await this.repos.orders.updateWhere({ _id: order._id, version: order.version }, { $set: full, ...more });
+				if (moved !== 1) return null;
+				const now = { ...order, ...full } as Doc;
+				if (now.status !== order.status) this.announce(now);
+				return now;
+			},
+
+			/** Broadcast: every gateway forwards it to the streams that may see it (GET /events). */
+			announce(this: This, o: Doc) {
+				void this.broker.broadcast("orders.order.changed", {
+					id: o._id, status: o.status, userId: o.userId, pointId: o.pointId, merchantId: o.merchantId, doorId: o.doorId, at: new Date(o.updatedAt).getTime(),
+				} satisfies OrderChangedEvent);
 			},
 
 			/** A door signal, applied once (by event id) and never one older than what the order has seen. */
@@ -401,14 +421,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					if (order.doorEvents?.includes(eventId) || doorVersion < order.doorVersion) return;
 					const set = onDoor(order, signal);
 					if (signal.kind === "deposited") crashPoint(config.crashPoints, "orders.deposited"); // the door closed on the bag, the order not stored yet
-					const moved = await this.repos.orders.updateWhere(
-						{ _id: order._id, version: order.version },
-						{
-							$set: { ...set, doorVersion: Math.max(order.doorVersion, doorVersion), version: order.version + 1, updatedAt: new Date() },
-							$push: { doorEvents: { $each: [eventId], $slice: -20 } },
-						},
-					);
-					if (moved === 1) {
+					const moved = await this.write(order, { ...set, doorVersion: Math.max(order.doorVersion, doorVersion) }, { $push: { doorEvents: { $each: [eventId], $slice: -20 } } });
+					if (moved) {
 						if (set.status) this.logger.info(`Order ${orderId}: ${order.status} → ${set.status} (door ${signal.kind})`);
 						return;
 					}
@@ -438,11 +452,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					if (!ok && order.status === "reserved") Object.assign(set, { status: "expired", endedAt: new Date() });
 				}
 				if (!Object.keys(set).length) return;
-				const moved = await this.repos.orders.updateWhere(
-					{ _id: order._id, version: order.version },
-					{ $set: { ...set, doorVersion: Math.max(order.doorVersion, door.version), version: order.version + 1, updatedAt: new Date() } },
-				);
-				if (moved === 1) this.logger.info(`Order ${order._id}: ${order.status} → ${set.status ?? order.status} (checked with its door)`);
+				const moved = await this.write(order, { ...set, doorVersion: Math.max(order.doorVersion, door.version) });
+				if (moved) this.logger.info(`Order ${order._id}: ${order.status} → ${set.status ?? order.status} (checked with its door)`);
 			},
 
 			/** Orders still in a passing state past their limit, after the check with their doors: operators are told. */

@@ -53,3 +53,16 @@ export interface ReconciliationCheckedEvent { date: string; mismatches: number }
 export interface RefundProposedEvent { orderId: string; paymentId: string | null; amountFen: number | null; reason: string; pointId: string; merchantId: string; cabinetId: string; doorId: string }
 /** orders.order.stuck: an order in a passing state past its limit */
 export interface OrderStuckEvent { orderId: string; status: string; minutes: number; pointId: string; merchantId: string }
+/** orders.order.changed (broadcast to every gateway): an order's status moved, written first */
+export interface OrderChangedEvent { id: string; status: string; userId: string; pointId: string; merchantId: string; doorId: string; at: number }
+/** alerts.alert.changed (broadcast to every gateway): an alert fired, or a fired one resolved */
+export interface AlertChangedEvent {
+	id: string;
+	name: string;
+	severity: string;
+	state: "firing" | "resolved";
+	labels: Record<string, string>;
+	/** ISO times, as GET /alerts shows them. */
+	startsAt: string;
+	endsAt?: string;
+}
