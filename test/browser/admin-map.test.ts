@@ -125,6 +125,8 @@ describe("the network map in chromium", () => {
 		await page.fill("#login-password", ADMIN.password);
 		await page.click("#login-submit");
 		await page.waitForSelector("svg#map polygon.cell");
+		// The event stream is open (GET /api/v1/events with the token in its header): the page does not poll.
+		await page.waitForSelector("#live.online");
 		await page.selectOption("#city", CITY);
 		const at7 = await cellCount(7);
 		await cellsDrawn(at7);
@@ -185,7 +187,8 @@ describe("the network map in chromium", () => {
 		fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
 		await page.screenshot({ path: SCREENSHOT });
 
-		// The person at the door shuts it: the page shows it closed, with no reload.
+		// The person at the door shuts it: the page shows it closed from the door's event, with no reload or poll.
+		expect(await page.isVisible("#live.online")).toBe(true);
 		sims.get(target.cabinetId)!.close(5, false);
 		await page.waitForSelector(`${five}[data-open="false"]`);
 		expect(await page.getAttribute(five, "data-state")).toBe(before);
