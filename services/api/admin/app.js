@@ -182,8 +182,8 @@ async function refreshFleet() {
 }
 
 let fleetTimer = null;
-/** Door changes arrive by the dozen: redraw the city at most every few seconds. */
-function scheduleFleetRefresh(ms = 2500) {
+/** Door changes arrive by the dozen: redraw the city at most every 10 s for them (sooner for a cabinet or an alert). */
+function scheduleFleetRefresh(ms = 10_000) {
 	if (fleetTimer) return;
 	fleetTimer = setTimeout(() => {
 		fleetTimer = null;
