@@ -1,6 +1,6 @@
-// Three suites: unit (pure logic), integration (whole platform in-process or as
-// child processes, no outside servers) and e2e (the real NATS, Redis and
-// Mosquitto of the machine). `npm test` runs the first two.
+// Four suites: unit (pure logic), integration (whole platform in-process or as
+// child processes, no outside servers), e2e (the real NATS, Redis and
+// Mosquitto of the machine) and browser (chromium). `npm test` runs the first two.
 // ts-jest only transpiles (isolatedModules); `npm run typecheck` is the type check.
 const transform = { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] };
 const common = { transform, testEnvironment: "node", moduleFileExtensions: ["ts", "js", "json"] };
@@ -10,5 +10,7 @@ module.exports = {
 		{ ...common, displayName: "unit", testMatch: ["<rootDir>/test/unit/**/*.test.ts"] },
 		{ ...common, displayName: "integration", testMatch: ["<rootDir>/test/integration/**/*.test.ts"] },
 		{ ...common, displayName: "e2e", testMatch: ["<rootDir>/test/e2e/**/*.test.ts"] },
+		// Debian's chromium driven by playwright-core: the admin map (`npm run test:browser`).
+		{ ...common, displayName: "browser", testMatch: ["<rootDir>/test/browser/**/*.test.ts"] },
 	],
 };

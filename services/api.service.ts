@@ -26,6 +26,7 @@ import { DOCS_PAGE, DOCS_PAGE_CSP } from "./api/docs-page";
 import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
+import { ADMIN_CSP, loadAdminFiles } from "./api/admin-files";
 import { createLiveMixin, LIVE_OPENAPI_OPERATION, type LiveStreams } from "./api/live-stream";
 
 export const API_PREFIX = "/api/v1";
@@ -107,6 +108,16 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 	const aliases = Object.fromEntries(routes.map(r => [`${r.method} ${r.path}`, r.action]));
 	// The services this gateway's routes call (and EMQX's hooks: hardware), for /ready's `degraded`.
 	const needs = [...new Set([...routes.map(r => r.action.slice(0, r.action.indexOf("."))), "hardware"])];
+	const adminFiles = loadAdminFiles();
+	const sendAdminFile = (req: Req, res: Res) => {
+		const name = String(req.$params?.file ?? "");
+		const file = adminFiles.get(req.$params?.dir === "vendor" ? `vendor/${name}` : name);
+		if (!file) throw new Errors.MoleculerClientError("Not found", 404, ErrorTypes.NOT_FOUND);
+		res.setHeader("Content-Security-Policy", ADMIN_CSP);
+		res.setHeader("Content-Type", file.type);
+		res.statusCode = 200;
+		res.end(file.body);
+	};
 
 	return {
 		name: "api",
@@ -237,6 +248,18 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 					onBeforeCall(ctx: Context<unknown, AppMeta & { mqttHook?: boolean }>, _route: unknown, req: Req) {
 						ctx.meta.mqttHook = sameToken(String(req.headers["x-hook-secret"] ?? ""), config.mqtt.hookSecret);
 					},
+				},
+				{
+					// The operators' network map: static files from memory, under a CSP that lets the page
+					// load its own modules and call this API (the API's own answers keep default-src 'none').
+					name: "admin",
+					path: "/admin",
+					mappingPolicy: "restrict",
+					autoAliases: false,
+					authentication: false,
+					authorization: false,
+					bodyParsers: { json: false, urlencoded: false },
+					aliases: { "GET /": sendAdminFile, "GET /:file": sendAdminFile, "GET /:dir/:file": sendAdminFile },
 				},
 				{
 					name: "openapi",
