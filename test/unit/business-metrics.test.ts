@@ -1,4 +1,5 @@
 import { MetricReporters, ServiceBroker } from "moleculer";
+import { createPrometheusReporter } from "../../lib/prometheus-reporter";
 import { BUSINESS_METRICS, labelValue, meter, meters, openResult, wentFiring } from "../../lib/business-metrics";
 
 /** Reporters listen from the broker's construction on: each is closed after its test. */
@@ -8,7 +9,7 @@ afterEach(async () => {
 });
 
 function brokerWithReporter() {
-	const reporter = new MetricReporters.Prometheus({ port: 0, host: "127.0.0.1" } as never);
+	const reporter = createPrometheusReporter({ port: 0, host: "127.0.0.1" }) as unknown as InstanceType<typeof MetricReporters.Prometheus>;
 	reporters.push(reporter as unknown as { stop(): Promise<unknown> });
 	const broker = new ServiceBroker({ logger: false, nodeID: "n1", metrics: { enabled: true, reporter: [reporter as never] } });
 	return { broker, text: () => (reporter as unknown as { generatePrometheusResponse(): string }).generatePrometheusResponse() };
@@ -82,6 +83,9 @@ describe("business metrics", () => {
 		expect(sample(bound, "geo_nearby_duration_ms_bucket", 'le="0.02"')).toBe(3);
 		expect(sample(bound, "geo_nearby_duration_ms_bucket", 'le="100"')).toBe(9);
 		expect(sample(bound, "geo_nearby_duration_ms_bucket", 'le="+Inf"')).toBe(10);
+		// Sum and count, which Moleculer prints only beside quantiles (lib/prometheus-reporter.ts adds them).
+		expect(bound).toMatch(/^geo_nearby_duration_ms_count\{[^}]*\} 10$/m);
+		expect(sample(bound, "geo_nearby_duration_ms_sum", "nodeID")).toBeCloseTo(values.reduce((a, b) => a + b, 0), 9);
 		expect(sample(bound, "geo_nearby_cache", 'result="hit"')).toBe(2);
 		// Bound before its first event, a series is shown at 0.
 		expect(sample(bound, "geo_nearby_cache", 'result="miss"')).toBe(0);
