@@ -66,6 +66,8 @@ export interface HostDeps {
 	lost(host: CabinetHost, why: string): void;
 	/** Something an operator should know (rate-limited by the service). */
 	warn(message: string): void;
+	/** A command was acked after `ms` (metrics; timeouts are not acks). */
+	acked?(action: "open", ms: number): void;
 }
 
 export type { DoorView };
@@ -242,8 +244,10 @@ export class CabinetHost {
 		const pending = sent.record.pending!;
 		const cmd = signCommand(this.cat.secret, { cmdId: sent.cmdId, action: "open", door: no, epoch: this.epoch, ts: this.deps.now(), notAfter: pending.notAfter });
 		const ack = this.acks.wait(sent.cmdId, no, Math.max(0, pending.notAfter - this.deps.now()));
+		const sentAt = performance.now();
 		await this.deps.send(this.id, cmd).catch(() => undefined); // a lost publish is a timeout, and settled the same way
 		const result = await ack;
+		if (result !== "timeout") this.deps.acked?.("open", performance.now() - sentAt);
 		// Every open's outcome, for the unlock failure rates (alerts).
 		this.deps.emit("doors.open.completed", {
 			cabinetId: this.id, pointId: this.cat.pointId, merchantId: this.cat.merchantId, doorId: formatDoorId(this.id, no), ok: result !== "timeout" && result.ok,

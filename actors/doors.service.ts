@@ -36,6 +36,7 @@ import { ownerOf } from "../domain/placement";
 import { LogLimiter } from "../lib/log-limiter";
 import { createRedis } from "../lib/redis";
 import { isUnanswered } from "../lib/mesh-errors";
+import { BUSINESS_METRICS, meters, openResult, type Meter, type Series } from "../lib/business-metrics";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "../domain/protocol";
 
 const TICK_MS = 1000;
@@ -73,6 +74,8 @@ interface Methods {
 	rebalance(): Promise<void>;
 	sendCommand(cabinetId: string, cmd: Command): Promise<void>;
 	checkReady(): Promise<void>;
+	countOpen(purpose: string, open: Promise<DoorView>): Promise<DoorView>;
+	noteOnline(cabinetId: string, online: boolean): void;
 }
 
 interface Vars {
@@ -91,6 +94,9 @@ interface Vars {
 	repos: { door_states: Repository<DoorCabinetDoc> };
 	counters: { malformed: number; unknownCabinet: number };
 	warnings: LogLimiter;
+	/** Online cabinets among those this node commands (a gauge; hosts leaving are taken out at the next round). */
+	onlineCabinets: Set<string>;
+	metrics: { opens: Meter; online: Series; openRoundTrip: Series };
 }
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any; name: string };
@@ -157,7 +163,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, orderId: orderIdParam, purpose: { type: "enum", values: ["deposit", "pickup"] } },
 				async handler(this: This, ctx: Context<OpenParams>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					return (await this.hostFor(cabinetId)).open(no, ctx.params.purpose, ctx.params.orderId);
+					return this.countOpen(ctx.params.purpose, this.hostFor(cabinetId).then(h => h.open(no, ctx.params.purpose, ctx.params.orderId)));
 				},
 			},
 
@@ -168,7 +174,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				params: { doorId: doorIdParam, reason: { type: "string", min: 3, max: 200 }, actorId: { type: "string", optional: true, nullable: true } },
 				async handler(this: This, ctx: Context<{ doorId: string; reason: string; actorId?: string | null }>): Promise<DoorView> {
 					const { cabinetId, no } = this.doorRef(ctx.params.doorId);
-					const door = await (await this.hostFor(cabinetId)).open(no, "operator", null);
+					const door = await this.countOpen("operator", this.hostFor(cabinetId).then(h => h.open(no, "operator", null)));
 					this.logger.info(`Operator open of ${door.id} by ${ctx.params.actorId ?? "the platform"}: ${ctx.params.reason}`);
 					return door;
 				},
@@ -400,8 +406,11 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 						send: (id, cmd) => this.sendCommand(id, cmd),
 						// Read models (geo on every replica) need every state change and link change; the
 						// rest (deposits, expiries, anomalies) go to one instance of each consuming service.
-						emit: (event, payload) =>
-							void (event === "doors.state.changed" || event.startsWith("doors.cabinet.") ? this.broker.broadcast(event, payload) : this.broker.emit(event, payload)),
+						emit: (event, payload) => {
+							if (event === "doors.cabinet.online" || event === "doors.cabinet.offline") this.noteOnline(cabinetId, event === "doors.cabinet.online");
+							void (event === "doors.state.changed" || event.startsWith("doors.cabinet.") ? this.broker.broadcast(event, payload) : this.broker.emit(event, payload));
+						},
+						acked: (_action, ms) => this.metrics.openRoundTrip.observe(ms),
 						// Acknowledged: the event stays with the door until orders answered (it may be down now).
 						toOrders: async event => {
 							if (!this.broker.registry.getActionEndpoints("orders.applyDoorEvent")?.hasAvailable()) throw new Error("no orders service on the mesh");
@@ -462,10 +471,36 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				await client.publishAsync(topicOf(cabinetId, "cmd"), JSON.stringify(cmd), { qos: 1, retain: false });
 			},
 
+			/**
+			 * Counts a door open by its outcome. NOT_OWNER is left out: it sends the caller to the owner,
+			 * whose answer is the one counted.
+			 */
+			async countOpen(this: This, purpose: string, open: Promise<DoorView>) {
+				try {
+					const door = await open;
+					this.metrics.opens.inc({ purpose, result: "ok" });
+					return door;
+				} catch (err: any) {
+					if (err?.type !== "NOT_OWNER") this.metrics.opens.inc({ purpose, result: openResult(err) });
+					throw err;
+				}
+			},
+
+			noteOnline(this: This, cabinetId: string, online: boolean) {
+				if (online) this.onlineCabinets.add(cabinetId);
+				else this.onlineCabinets.delete(cabinetId);
+				this.metrics.online.set(this.onlineCabinets.size);
+			},
+
 			async tickAll(this: This, slice: number) {
 				// Placement may have moved while no node event said so (a cabinet taken here by a report
 				// while its placed owner was unreachable): give such cabinets back, once a round.
 				if (slice === 0) void this.rebalance();
+				// Cabinets no longer commanded here (handed over, lost, passivated) leave the online gauge, once a round.
+				if (slice === 0) {
+					for (const id of this.onlineCabinets) if (!this.hosts.has(id) && !this.handingOver.has(id)) this.onlineCabinets.delete(id);
+					this.metrics.online.set(this.onlineCabinets.size);
+				}
 				// A slice's cabinets at once: their Redis calls are pipelined together instead of queuing one by one.
 				const turn = [...this.hosts].filter(([id]) => sliceOf(id) === slice);
 				await Promise.all(turn.map(async ([id, p]) => {
@@ -513,6 +548,11 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			this.hostSettings = hostSettings;
 			this.counters = { malformed: 0, unknownCabinet: 0 };
 			this.warnings = new LogLimiter(WARNINGS);
+			this.onlineCabinets = new Set();
+			const m = meters(this.broker, { opens: BUSINESS_METRICS.doorOpens, online: BUSINESS_METRICS.cabinetsOnline, roundTrip: BUSINESS_METRICS.commandRoundTrip });
+			// Shown at 0 from the start: a dashboard's rate() needs the series before the first open.
+			for (const purpose of ["deposit", "pickup", "operator"]) m.opens.bind({ purpose, result: "ok" });
+			this.metrics = { opens: m.opens, online: m.online.bind(), openRoundTrip: m.roundTrip.bind({ action: "open" }) };
 		},
 
 		async started(this: This) {

@@ -26,11 +26,12 @@ import { crashPoint } from "../lib/crash-points";
 import type { AppMeta } from "../types/auth";
 import { invalid, notFound } from "../types/errors";
 import { idParam, pageParams, type Page, type PageParams } from "../types/params";
-import { alertsThatFit, classifyAnswer, renderMessage, signedUrl, type MessageAlert, type SendOutcome, type Severity } from "./alerts/dingtalk";
+import { alertsThatFit, classifyAnswer, renderMessage, SEVERITIES, signedUrl, type MessageAlert, type SendOutcome, type Severity } from "./alerts/dingtalk";
 import {
 	advance, backoffMs, fingerprint, flush, groupKeyOf, inhibitedBy, labelsOf, observe, plan, silencedBy,
 	type AlertRecord, type GroupState, type Matcher, type Signal, type Silence,
 } from "./alerts/engine";
+import { BUSINESS_METRICS, meters, wentFiring, type Meter } from "../lib/business-metrics";
 import { alertRules, ANOMALY_RULES, ANOMALY_WORDS, INHIBIT_RULES, RateWindow } from "./alerts/rules";
 import type {
 	AlertChangedEvent, BreakerEvent, CabinetLinkEvent, DoorAnomalyEvent, DoorOpenCompletedEvent, OrderStuckEvent, PaymentStaleEvent, ReconciliationCheckedEvent, RefundProposedEvent,
@@ -137,6 +138,7 @@ interface Vars {
 		silences: Repository<Silence>;
 		robots: Repository<RobotState>;
 	};
+	metrics: { fired: Meter; sent: Meter };
 	timer?: NodeJS.Timeout;
 	ticking?: Promise<void>;
 	prunedAt?: number;
@@ -368,6 +370,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					if (prev) await this.repos.alerts.updateWhere({ _id: id }, { $set: { ...next } });
 					else await this.repos.alerts.insert(next);
 					this.announce(prev, next);
+					if (wentFiring(prev, next)) this.metrics.fired.inc({ severity: next.severity });
 				});
 				this.signals = run.catch(err => this.logger.warn(`Alert signal ${s.rule} failed: ${err.message}`));
 				return this.signals as Promise<void>;
@@ -436,7 +439,11 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					const rule = rules[a.name];
 					if (!rule) continue;
 					const next = advance(a, rule, now);
-					if (next !== a && (await this.repos.alerts.updateWhere({ _id: a._id, updatedAt: a.updatedAt }, { $set: { ...next } })) === 1) this.announce(a, next);
+					if (next === a) continue;
+					const moved = await this.repos.alerts.updateWhere({ _id: a._id, updatedAt: a.updatedAt }, { $set: { ...next } });
+					if (moved !== 1) continue;
+					this.announce(a, next);
+					if (wentFiring(a, next)) this.metrics.fired.inc({ severity: next.severity });
 				}
 			},
 
@@ -581,6 +588,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 				} catch (err) {
 					outcome = { kind: "retry", reason: (err as Error).name === "TimeoutError" ? `no answer in ${ac.sendTimeoutMs} ms` : (err as Error).message };
 				}
+				this.metrics.sent.inc({ channel: "dingtalk", result: outcome.kind });
 				switch (outcome.kind) {
 					case "sent":
 						crashPoint(config.crashPoints, "alerts.sent"); // DingTalk has it, the notification not marked sent yet
@@ -699,6 +707,8 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 			},
 		},
 		created(this: This) {
+			this.metrics = meters(this.broker, { fired: BUSINESS_METRICS.alertsFired, sent: BUSINESS_METRICS.alertsSent });
+			for (const severity of SEVERITIES) this.metrics.fired.bind({ severity });
 			this.points = new Map();
 			this.rates = new Map();
 			this.signals = Promise.resolve();

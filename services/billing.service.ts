@@ -32,6 +32,7 @@ import {
 } from "./billing/ledger";
 import { crashPoint } from "../lib/crash-points";
 import type { PaymentStaleEvent, ReconciliationCheckedEvent } from "../types/events";
+import { BUSINESS_METRICS, labelValue, meters, type Meter } from "../lib/business-metrics";
 import { SANDBOX_SIGNATURE_HEADER, SandboxProvider, SandboxTxnEntity, type PaymentProvider, type ProviderNotification, type SandboxTxnDoc } from "./billing/providers";
 
 interface RefundRecord {
@@ -143,6 +144,7 @@ interface Vars {
 	sweepTimer?: NodeJS.Timeout;
 	sweeping?: Promise<void>;
 	reconcileTimer?: NodeJS.Timeout;
+	metrics: Record<"captured" | "capturedFen" | "refunds" | "refundsFen", Meter>;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -266,6 +268,9 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 							]),
 						);
 						if (moved === 1) {
+							const provider = labelValue(payment.provider);
+							this.metrics.refunds.inc({ provider });
+							this.metrics.refundsFen.inc({ provider }, amount);
 							this.logger.info(`Refund ${refundId} of ${amount} fen on payment ${payment._id} (${p.reason}) by ${p.actorId}`);
 							this.broker.emit("billing.refund.requested", { refundId, paymentId: payment._id, orderId: payment.orderId, amountFen: amount });
 							void this.relay.relayById(payment._id);
@@ -407,6 +412,9 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 				);
 				if (moved !== 1) return "already";
 				crashPoint(config.crashPoints, "billing.captured"); // captured, the ledger not written yet
+				const provider = labelValue(p.provider);
+				this.metrics.captured.inc({ provider });
+				this.metrics.capturedFen.inc({ provider }, p.amountFen);
 				this.logger.info(`Payment ${p._id} captured: ${p.amountFen} fen for order ${p.orderId} (${via})`);
 				this.broker.emit("billing.payment.captured", { paymentId: p._id, orderId: p.orderId, merchantId: p.merchantId, amountFen: p.amountFen });
 				void this.relay.relayById(p._id);
@@ -511,6 +519,10 @@ export function createBillingService(config: Config, opts: { dataDir?: string | 
 		created(this: This) {
 			this.provider = new SandboxProvider(config.sandboxPaySecret, this.repos.sandbox);
 			this.providers = new Map([[this.provider.name, this.provider]]);
+			this.metrics = meters(this.broker, {
+				captured: BUSINESS_METRICS.paymentsCaptured, capturedFen: BUSINESS_METRICS.paymentsCapturedFen, refunds: BUSINESS_METRICS.refunds, refundsFen: BUSINESS_METRICS.refundsFen,
+			});
+			for (const provider of this.providers.keys()) for (const m of Object.values(this.metrics)) m.bind({ provider });
 			this.relay = new OutboxRelay({ repo: this.repos.payments, deliver: item => this.deliver(item), sweepEveryMs: 2000, logger: this.logger });
 		},
 

@@ -24,6 +24,7 @@ import { answerFrom, candidatesFor, candidateSet, nearbyKey, NearbyCache } from 
 import { encodeNearby } from "./geo/nearby-json";
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate } from "./geo/read-model";
+import { BUSINESS_METRICS, meter, type Series } from "../lib/business-metrics";
 
 /** Buffers a change that arrived before the snapshot: only the newest version of each counts. */
 function keepNewest<T extends { version: number }>(pending: Map<string, T>, id: string, item: T): void {
@@ -40,7 +41,6 @@ const SNAPSHOT_PAGE = 500;
 const CATCH_UP_EVERY_MS = 5_000;
 const CATCH_UP_OVERLAP_MS = 10_000;
 const CACHE_TTL_SEC = 300;
-const NEARBY_CACHE_METRIC = "geo.nearby.cache";
 /** Nearby candidate sets a replica keeps: near a station one holds a thousand points, out of town a few dozen. */
 const NEARBY_CACHE_ENTRIES = 50_000;
 const NEARBY_CACHE_CANDIDATES = 2_000_000;
@@ -73,6 +73,8 @@ interface Vars {
 	takenLoaded: boolean;
 	cities: Set<string>;
 	cacheStats: { hits: number; misses: number };
+	/** Bound once: a nearby search updates them in place (it runs thousands of times a second). */
+	nearbySeries: { hit: Series; miss: Series; latency: Series };
 	/** Catch-up cursor: newest catalog change (`updatedAt`, ms) read by catch-up; it asks from a little before it. */
 	syncedUntil: number;
 	catchUpTimer?: NodeJS.Timeout;
@@ -100,6 +102,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: true, default: 20 },
 				},
 				async handler(this: This, ctx: Context<NearbyParams, AppMeta>): Promise<Buffer | string> {
+					const started = performance.now();
 					const { lat, lng, radius, size, limit } = ctx.params;
 					const model = this.model();
 					const key = nearbyKey(lat, lng, radius, size, limit);
@@ -113,6 +116,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 					// caller on this node; text over the mesh, whose JSON packets would spell a Buffer out byte by byte.
 					ctx.meta.$responseType = "application/json; charset=utf-8";
 					const body = encodeNearby(answerFrom(set, key, lat, lng, radius, limit), size, id => model.get(id)?.available);
+					this.nearbySeries.latency.observe(performance.now() - started);
 					return ctx.nodeID === this.broker.nodeID ? body : body.toString("utf8");
 				},
 			},
@@ -287,9 +291,13 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			},
 
 			countCache(this: This, result: "hit" | "miss") {
-				if (result === "hit") this.cacheStats.hits++;
-				else this.cacheStats.misses++;
-				if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(NEARBY_CACHE_METRIC, { result });
+				if (result === "hit") {
+					this.cacheStats.hits++;
+					this.nearbySeries.hit.add(1);
+				} else {
+					this.cacheStats.misses++;
+					this.nearbySeries.miss.add(1);
+				}
 			},
 
 			page<T>(rows: T[], page: number, pageSize: number) {
@@ -308,9 +316,8 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 			this.cacheStats = { hits: 0, misses: 0 };
 			this.nearbyCache = new NearbyCache(NEARBY_CACHE_ENTRIES, NEARBY_CACHE_CANDIDATES);
 			this.syncedUntil = 0;
-			if (this.broker.isMetricsEnabled() && !this.broker.metrics.getMetric(NEARBY_CACHE_METRIC)) {
-				this.broker.metrics.register({ name: NEARBY_CACHE_METRIC, type: "counter", labelNames: ["result"], description: "Nearby answers from the cache (hit) or computed (miss)" });
-			}
+			const cache = meter(this.broker, BUSINESS_METRICS.nearbyCache);
+			this.nearbySeries = { hit: cache.bind({ result: "hit" }), miss: cache.bind({ result: "miss" }), latency: meter(this.broker, BUSINESS_METRICS.nearbyLatency).bind() };
 		},
 
 		async started(this: This) {

@@ -22,7 +22,8 @@ import type { ReportAnswer } from "../domain/doors";
 import { unauthorized } from "../types/errors";
 import { LogLimiter } from "../lib/log-limiter";
 import { KeyedQueue } from "../lib/key-queue";
-import { startEmbeddedBroker, type EmbeddedBroker } from "./hardware/embedded-broker";
+import { startEmbeddedBroker, type DenialReason, type EmbeddedBroker } from "./hardware/embedded-broker";
+import { BUSINESS_METRICS, meters, type Meter } from "../lib/business-metrics";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 import { kickEmqxClient } from "./hardware/emqx-admin";
 
@@ -34,6 +35,8 @@ const MAX_QUEUED_PER_CABINET = 32;
 const RESYNC_EVERY_MS = 2000;
 const RESYNC_BATCH = 200;
 const MAX_UNSYNCED = 100_000;
+/** Inbound messages not handed to the door actors → the dropped-messages metric's reason. */
+const DROP_REASONS = { malformed: "malformed", failed: "undeliverable", ignored: "unknown_topic", dropped: "queue_full" } as const;
 /** Denied MQTT clients: one warning per client (or address) per minute at most, for this many at once. */
 const DENIAL_LOG = { intervalMs: 60_000, maxKeys: 1000 };
 
@@ -43,6 +46,7 @@ interface Methods {
 	accessDeps(): AccessDeps;
 	onMessage(topic: string, payload: Buffer): void;
 	count(kind: string, result: "routed" | "malformed" | "failed" | "ignored" | "dropped"): void;
+	denied(reason: DenialReason): void;
 	resync(): Promise<void>;
 	checkReady(): void;
 }
@@ -58,6 +62,7 @@ interface Vars {
 	resyncing?: Promise<void>;
 	counts: Record<string, number>;
 	denials: LogLimiter;
+	metrics: { connections: Meter; refused: Meter; dropped: Meter; bridgeUp: Meter };
 }
 
 type This = Vars & Methods & { broker: ServiceBroker; logger: any };
@@ -83,7 +88,10 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				async handler(this: This, ctx: Context<{ clientid: string; username?: string; password?: string }, HookMeta>) {
 					hookGuard(ctx);
 					const who = await authenticateMqtt({ clientId: ctx.params.clientid, username: ctx.params.username, password: ctx.params.password }, this.accessDeps());
-					if (!who) this.count("connect", "failed");
+					if (!who) {
+						this.count("connect", "failed");
+						this.denied("bad_credentials");
+					}
 					return who ? { result: "allow", is_superuser: who.kind === "platform" } : { result: "deny", is_superuser: false };
 				},
 			},
@@ -104,6 +112,7 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 					if (username === config.mqtt.username) who = { kind: "platform" };
 					else if (username && username === clientid) who = { kind: "cabinet", cabinetId: username };
 					const allowed = !!who && action !== "all" && authorizeMqtt(who, action as "publish" | "subscribe", topic);
+					if (!allowed) this.denied(action === "subscribe" ? "denied_subscribe" : "denied_publish");
 					return { result: allowed ? "allow" : "deny" };
 				},
 			},
@@ -175,10 +184,18 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 				));
 			},
 
-			count(this: This, kind: string, result: string) {
+			count(this: This, kind: string, result: "routed" | keyof typeof DROP_REASONS) {
 				const key = `${kind}.${result}`;
 				this.counts[key] = (this.counts[key] ?? 0) + 1;
 				this.broker.metrics?.increment("hardware.messages", { kind, result });
+				// A refused connection (EMQX's hook) is counted by `denied`, not as a message.
+				if (result !== "routed" && kind !== "connect") this.metrics.dropped.inc({ reason: DROP_REASONS[result] });
+			},
+
+			/** A connection refused or closed, or a packet refused, by the embedded broker or EMQX's hooks. */
+			denied(this: This, reason: DenialReason) {
+				if (reason === "denied_publish" || reason === "denied_subscribe") this.metrics.dropped.inc({ reason });
+				else this.metrics.refused.inc({ reason });
 			},
 
 			onMessage(this: This, topic: string, payload: Buffer) {
@@ -219,6 +236,10 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 			this.counts = {};
 			this.denials = new LogLimiter(DENIAL_LOG);
 			this.broker.metrics?.register({ type: "counter", name: "hardware.messages", labelNames: ["kind", "result"], description: "Cabinet MQTT messages by outcome" });
+			this.metrics = meters(this.broker, {
+				connections: BUSINESS_METRICS.mqttConnections, refused: BUSINESS_METRICS.mqttRefused, dropped: BUSINESS_METRICS.mqttDropped, bridgeUp: BUSINESS_METRICS.mqttBridgeUp,
+			});
+			if (!config.mqttUrl) for (const kind of ["cabinet", "platform"]) this.metrics.connections.bind({ kind });
 		},
 
 		async started(this: This) {
@@ -232,10 +253,12 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 					limits: config.mqtt.limits,
 					authenticate: (clientId, username, password) => authenticateMqtt({ clientId, username, password }, this.accessDeps()),
 					// Warn, so an operator sees an attack, but rate-limited per client, so it cannot flood the log.
-					onDenied: (what, key) => {
+					onDenied: (what, key, reason) => {
+						this.denied(reason);
 						const due = this.denials.note(key);
 						if (due) this.logger.warn(`MQTT denied: ${what}${due.suppressed ? ` (and ${due.suppressed} more for ${key} since the last such line)` : ""}`);
 					},
+					onClient: (kind, delta) => this.metrics.connections.inc({ kind }, delta),
 				}).catch((err: NodeJS.ErrnoException) => {
 					if (err.code !== "EADDRINUSE") throw err;
 					throw new Error(`MQTT_PORT ${config.mqttPort} is already in use (another MQTT broker?): set MQTT_PORT to a free port, or MQTT_URL to use that broker`);
@@ -250,11 +273,14 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 			this.client = client;
 			client.on("message", (topic, payload) => this.onMessage(topic, payload));
 			client.on("error", err => this.logger.warn(`MQTT (hardware): ${err.message}`));
+			this.metrics.bridgeUp.set(0);
+			client.on("close", () => this.metrics.bridgeUp.set(0));
 			const share = config.mqttUrl ? `$share/${config.mqtt.shareGroup}/` : "";
 			const filters = CABINET_PUBLISHES.map(kind => `${share}${TOPIC_ROOT}/+/${kind}`);
 			let linked = false;
 			client.on("connect", () => {
 				(client.stream as Socket).setNoDelay?.(true);
+				this.metrics.bridgeUp.set(1);
 				// Back after an outage: whatever the cabinets said meanwhile is lost; their owners ask them again.
 				if (linked) {
 					this.logger.warn("MQTT link restored: cabinets will be asked for their state");

@@ -32,9 +32,11 @@ import { conflict, forbidden, notFound } from "../types/errors";
 import { Errors } from "moleculer";
 import type { OrderChangedEvent, OrderStuckEvent, RefundProposedEvent } from "../types/events";
 import {
-	cancel, checkout, depositOpened, DOOR_DEPENDENT, onDoor, paid, pickupOpened, reconcile,
+	cancel, checkout, depositOpened, DOOR_DEPENDENT, onDoor, ORDER_STATUSES, paid, pickupOpened, reconcile,
 	type Change, type DoorSignal, type OrderDoc, type OrderStatus,
 } from "./orders/order-machine";
+import { countOpenOrders, OPEN_STATUSES, watchStatusWrites } from "./orders/status-metrics";
+import { BUSINESS_METRICS, meter } from "../lib/business-metrics";
 
 export const OrderEntity: EntityDefinition = {
 	collection: "orders",
@@ -102,12 +104,15 @@ interface Methods {
 	reportStuck(): Promise<void>;
 	proposeRefund(order: Doc, reason: string): Promise<void>;
 	checkWithDoor(order: Doc): Promise<void>;
+	countOrders(): Promise<void>;
 }
 
 interface Vars {
 	repos: { orders: Repository<Doc>; keys: Repository<IdempotencyDoc> };
 	idempotency: IdempotencyKeys;
 	catchUpTimer?: NodeJS.Timeout;
+	countTimer?: NodeJS.Timeout;
+	counting?: Promise<void>;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -119,6 +124,8 @@ const { MoleculerClientError } = Errors;
 const CATCH_UP_EVERY_MS = 60_000;
 /** Door-dependent orders left untouched this long are checked again by the periodic catch-up. */
 const STALE_AFTER_MS = 120_000;
+/** The orders-by-status gauge is counted this often (never per scrape). */
+const COUNT_EVERY_MS = 30_000;
 
 export function createOrdersService(config: Config, opts: { dataDir?: string | null } = {}): ServiceSchema<Settings, Methods, Vars> {
 	const dataDir = opts.dataDir === undefined ? config.dataDir : opts.dataDir;
@@ -466,6 +473,13 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				}
 			},
 
+			/** The current-orders gauge, counted afresh (a few counts by status). */
+			async countOrders(this: This) {
+				const gauge = meter(this.broker, BUSINESS_METRICS.ordersCurrent);
+				const counts = await countOpenOrders(q => this.repos.orders.count(q));
+				for (const status of OPEN_STATUSES) gauge.set(counts[status], { status });
+			},
+
 			/** Every order that depends on its door, checked against the door (missed news caught up). */
 			async catchUp(this: This): Promise<number> {
 				let checked = 0;
@@ -484,6 +498,9 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 
 		created(this: This) {
 			this.idempotency = new IdempotencyKeys(this.repos.keys);
+			const transitions = meter(this.broker, BUSINESS_METRICS.orderTransitions);
+			for (const to of ORDER_STATUSES) transitions.bind({ to });
+			watchStatusWrites(this.repos.orders, (to, n) => transitions.inc({ to }, n));
 		},
 
 		async started(this: This) {
@@ -503,10 +520,21 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					.catch(() => undefined);
 				void this.idempotency.sweep().catch(() => undefined);
 			}, CATCH_UP_EVERY_MS);
+			if (this.broker.isMetricsEnabled()) {
+				const count = () => {
+					this.counting ??= this.countOrders()
+						.catch(err => this.logger.warn(`Counting orders by status failed: ${err.message}`))
+						.finally(() => (this.counting = undefined));
+				};
+				count();
+				this.countTimer = setInterval(count, COUNT_EVERY_MS);
+			}
 		},
 
-		stopped(this: This) {
+		async stopped(this: This) {
 			clearInterval(this.catchUpTimer);
+			clearInterval(this.countTimer);
+			await this.counting;
 		},
 	};
 }

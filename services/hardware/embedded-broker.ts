@@ -26,6 +26,10 @@ export interface EmbeddedBrokerStats {
 	refused: { pendingCap: number; connectionCap: number; oversizedPacket: number; beforeConnect: number };
 }
 
+/** Why the broker refused or closed a connection, or refused a packet (metrics). */
+export type DenialReason =
+	| "bad_credentials" | "auth_unavailable" | "pending_cap" | "connection_cap" | "oversized_packet" | "no_connect" | "denied_publish" | "denied_subscribe";
+
 export interface EmbeddedBroker {
 	port: number;
 	/** Whether its port still accepts connections. */
@@ -42,14 +46,16 @@ export async function startEmbeddedBroker(opts: {
 	limits: MqttLimits;
 	authenticate(clientId: string, username: string | undefined, password: string | undefined): Promise<MqttIdentity | null>;
 	/** A refused connection or a denied action; `key` says whose (client id, or the address before authentication). */
-	onDenied?(what: string, key: string): void;
+	onDenied?(what: string, key: string, reason: DenialReason): void;
+	/** An authenticated client connected (+1) or went away (-1). */
+	onClient?(kind: MqttIdentity["kind"], delta: 1 | -1): void;
 }): Promise<EmbeddedBroker> {
 	const { limits } = opts;
 	const identities = new WeakMap<Client, MqttIdentity>();
 	const connections = new WeakMap<Client, { address: string; ticket: ConnectionTicket }>();
 	const caps = new ConnectionCaps(limits);
 	const refused: EmbeddedBrokerStats["refused"] = { pendingCap: 0, connectionCap: 0, oversizedPacket: 0, beforeConnect: 0 };
-	const deny = (what: string, key: string) => opts.onDenied?.(what, key);
+	const deny = (what: string, key: string, reason: DenialReason) => opts.onDenied?.(what, key, reason);
 	const addressOf = (client: Client) => connections.get(client)?.address ?? "?";
 
 	const aedes = createBroker({
@@ -58,34 +64,46 @@ export async function startEmbeddedBroker(opts: {
 			opts.authenticate(client.id, username, password?.toString("utf8")).then(
 				who => {
 					if (!who) {
-						deny(`connect ${logSafe(client.id)} from ${addressOf(client)}: bad credentials`, addressOf(client));
+						deny(`connect ${logSafe(client.id)} from ${addressOf(client)}: bad credentials`, addressOf(client), "bad_credentials");
 						return done(Object.assign(new Error("Bad username or password"), { returnCode: 4 }), false);
 					}
 					identities.set(client, who);
 					connections.get(client)?.ticket.authenticated();
 					done(null, true);
 				},
-				() => done(Object.assign(new Error("Server unavailable"), { returnCode: 3 }), false),
+				() => {
+					deny(`connect ${logSafe(client.id)} from ${addressOf(client)}: authentication unavailable`, addressOf(client), "auth_unavailable");
+					done(Object.assign(new Error("Server unavailable"), { returnCode: 3 }), false);
+				},
 			);
 		},
 		authorizePublish(client, packet, done) {
 			if (!client) return done(null); // the broker's own (last will, $SYS)
 			const who = identities.get(client);
 			if (who && authorizeMqtt(who, "publish", packet.topic)) return done(null);
-			deny(`publish ${logSafe(client.id)} ${logSafe(packet.topic)}`, client.id);
+			deny(`publish ${logSafe(client.id)} ${logSafe(packet.topic)}`, client.id, "denied_publish");
 			done(new Error(`Publishing to ${packet.topic} is not allowed`));
 		},
 		authorizeSubscribe(client, sub, done) {
 			const who = identities.get(client);
 			if (who && authorizeMqtt(who, "subscribe", sub.topic)) return done(null, sub);
-			deny(`subscribe ${logSafe(client.id)} ${logSafe(sub.topic)}`, client.id);
+			deny(`subscribe ${logSafe(client.id)} ${logSafe(sub.topic)}`, client.id, "denied_subscribe");
 			done(null, null); // granted 0x80: refused, still connected
 		},
 	});
 	// Errors before a CONNECT was read: the connect timeout, or bytes that are not MQTT.
 	aedes.on("connectionError", (client, err) => {
 		refused.beforeConnect++;
-		deny(`connection from ${addressOf(client)} closed before CONNECT: ${err.message}`, addressOf(client));
+		deny(`connection from ${addressOf(client)} closed before CONNECT: ${err.message}`, addressOf(client), "no_connect");
+	});
+	// aedes registers a client once it authenticated and unregisters it when it goes (a takeover too).
+	aedes.on("client", client => {
+		const who = identities.get(client);
+		if (who) opts.onClient?.(who.kind, 1);
+	});
+	aedes.on("clientDisconnect", client => {
+		const who = identities.get(client);
+		if (who) opts.onClient?.(who.kind, -1);
 	});
 
 	const server = net.createServer(socket => {
@@ -94,7 +112,7 @@ export async function startEmbeddedBroker(opts: {
 		if (typeof ticket === "string") {
 			refused[ticket === "pending" ? "pendingCap" : "connectionCap"]++;
 			const cap = ticket === "pending" ? `${limits.maxPendingPerAddress} unauthenticated` : `${limits.maxConnectionsPerAddress}`;
-			deny(`connection from ${address} refused: already ${cap} connections from this address`, address);
+			deny(`connection from ${address} refused: already ${cap} connections from this address`, address, ticket === "pending" ? "pending_cap" : "connection_cap");
 			socket.destroy();
 			return;
 		}
@@ -109,7 +127,7 @@ export async function startEmbeddedBroker(opts: {
 			if (guard.push(chunk) || socket.destroyed) return;
 			refused.oversizedPacket++;
 			const who = client.id ? ` (${logSafe(client.id)})` : "";
-			deny(`connection from ${address}${who} closed: a packet over ${limits.maxPacketBytes} bytes`, address);
+			deny(`connection from ${address}${who} closed: a packet over ${limits.maxPacketBytes} bytes`, address, "oversized_packet");
 			socket.destroy();
 		});
 	});
