@@ -1,8 +1,8 @@
 // Four suites: unit (pure logic), integration (whole platform in-process or as
 // child processes, no outside servers), e2e (the real NATS, Redis and
 // Mosquitto of the machine) and browser (chromium). `npm test` runs the first two.
-// ts-jest only transpiles (isolatedModules); `npm run typecheck` is the type check.
-const transform = { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] };
+// ts-jest only transpiles (isolatedModules in tsconfig.json); `npm run typecheck` is the type check.
+const transform = { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] };
 const common = { transform, testEnvironment: "node", moduleFileExtensions: ["ts", "js", "json"] };
 
 module.exports = {

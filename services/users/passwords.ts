@@ -3,9 +3,15 @@
  * off the event loop). Parameters follow OWASP's argon2id minimum
  * (19 MiB, 2 iterations, 1 lane).
  */
-import { hash, verify, Algorithm } from "@node-rs/argon2";
+import { hash, verify, type Options } from "@node-rs/argon2";
 
-const OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 };
+/**
+ * `Algorithm` is a declared const enum with no runtime object: transpiled one file at a time
+ * (tsx, ts-jest) `Algorithm.Argon2id` read `undefined` and fell back to the library's default.
+ * The value itself, so the choice is explicit whatever compiles it.
+ */
+const ARGON2ID = 2 as Options["algorithm"];
+const OPTIONS: Options = { algorithm: ARGON2ID, memoryCost: 19456, timeCost: 2, parallelism: 1 };
 
 export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 128;
