@@ -18,6 +18,8 @@
  * scrape, so nothing else is needed.
  */
 import type { ServiceBroker } from "moleculer";
+import { bindSeries, NO_SERIES, type MetricLike as BaseMetric, type Series } from "./metric-series";
+export type { Series } from "./metric-series";
 
 export type MetricType = "counter" | "gauge" | "histogram";
 export type Labels = Readonly<Record<string, string>>;
@@ -122,76 +124,13 @@ export function openResult(err: unknown): string {
 	return labelValue((err as { type?: unknown }).type);
 }
 
-// Moleculer's metric objects, as far as they are used here (their typings hide the values).
-interface SeriesItem {
-	value: number;
-	sum: number;
-	count: number;
-	lastValue: number | null;
-	bucketValues?: Record<string, number>;
-}
-interface MetricLike {
-	type: string;
-	labelNames: string[];
-	buckets?: number[];
-	dirty: boolean;
-	values: Map<string, SeriesItem>;
+type MetricLike = BaseMetric & {
 	increment(labels: Labels | null, value: number): unknown;
-	set(value: number, labels: Labels | null): SeriesItem;
 	observe(value: number, labels: Labels | null): unknown;
-	get(labels: Labels | null): SeriesItem | undefined;
-	hashingLabels(labels: Labels | null): string;
-	resetItem(item: { labels: Labels }): SeriesItem;
-}
+};
 interface RegistryLike {
 	getMetric(name: string): MetricLike | null;
 	register(opts: object): MetricLike | null;
-}
-
-/** One series of a family, found once: adding to, setting or observing it allocates nothing. */
-export interface Series {
-	add(v: number): void;
-	set(v: number): void;
-	observe(v: number): void;
-}
-
-const NO_SERIES: Series = { add() {}, set() {}, observe() {} };
-
-class BoundSeries implements Series {
-	/** The bucket bounds as the item's keys, made once (a number key would be turned into a string per call). */
-	private readonly keys: string[];
-	private readonly bounds: number[];
-
-	constructor(
-		private readonly metric: MetricLike,
-		private readonly item: SeriesItem,
-	) {
-		this.bounds = metric.buckets ?? [];
-		this.keys = this.bounds.map(String);
-	}
-
-	add(v: number): void {
-		this.item.value += v;
-		this.metric.dirty = true;
-	}
-
-	set(v: number): void {
-		this.item.value = v;
-		this.metric.dirty = true;
-	}
-
-	observe(v: number): void {
-		const item = this.item;
-		item.sum += v;
-		item.count++;
-		item.lastValue = v;
-		const counts = item.bucketValues;
-		if (counts) {
-			// Cumulative buckets: every bound from the first one ≥ v up.
-			for (let i = this.bounds.length - 1; i >= 0 && v <= this.bounds[i]; i--) counts[this.keys[i]]++;
-		}
-		this.metric.dirty = true;
-	}
 }
 
 /** One family on one broker. */
@@ -221,20 +160,7 @@ class RegisteredMeter implements Meter {
 	}
 
 	bind(labels: Labels | null = null): Series {
-		const m = this.metric;
-		let item = m.get(labels);
-		if (!item) {
-			if (m.type === "histogram") {
-				const picked: Record<string, string> = {};
-				for (const l of m.labelNames) if (labels && l in labels) picked[l] = labels[l];
-				item = m.resetItem({ labels: picked });
-				m.values.set(m.hashingLabels(labels), item);
-				m.dirty = true;
-			} else {
-				item = m.set(0, labels);
-			}
-		}
-		return new BoundSeries(m, item);
+		return bindSeries(this.metric, labels);
 	}
 }
 

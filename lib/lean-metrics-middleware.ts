@@ -23,75 +23,20 @@
  */
 import * as moleculer from "moleculer";
 import { METRIC } from "moleculer";
+import { bindSeries, type MetricLike, type Series } from "./metric-series";
 
 // Moleculer exports its middleware registry at run time (`Middlewares`, with `register`); its typings leave it out.
 const Middlewares = (moleculer as unknown as { Middlewares: Record<string, unknown> }).Middlewares;
-
-interface SeriesItem {
-	value: number;
-	sum: number;
-	count: number;
-	lastValue: number;
-	bucketValues?: Record<number, number>;
-}
-
-interface MetricLike {
-	type: string;
-	labelNames: string[];
-	buckets?: number[];
-	dirty: boolean;
-	values: Map<string, SeriesItem>;
-	get(labels: Record<string, unknown> | null): SeriesItem | undefined;
-	set(value: number, labels: Record<string, unknown> | null): SeriesItem;
-	hashingLabels(labels: Record<string, unknown> | null): string;
-	resetItem(item: { labels: Record<string, unknown> }): SeriesItem;
-}
 
 interface Registry {
 	getMetric(name: string): MetricLike | null;
 	increment(name: string, labels: Record<string, unknown> | null, value?: number): void;
 }
 
-/** One series of one metric, found once. */
-class Series {
-	private constructor(
-		private readonly metric: MetricLike,
-		private readonly item: SeriesItem,
-	) {}
-
-	static of(registry: Registry, name: string, labels: Record<string, unknown> | null): Series | null {
-		const metric = registry.getMetric(name);
-		if (!metric) return null;
-		let item = metric.get(labels);
-		if (!item) {
-			if (metric.type === METRIC.TYPE_HISTOGRAM) {
-				const picked: Record<string, unknown> = {};
-				for (const l of metric.labelNames) if (labels && l in labels) picked[l] = labels[l];
-				item = metric.resetItem({ labels: picked });
-				metric.values.set(metric.hashingLabels(labels), item);
-			} else {
-				item = metric.set(0, labels);
-			}
-		}
-		return new Series(metric, item);
-	}
-
-	add(v: number): void {
-		this.item.value += v;
-		this.metric.dirty = true;
-	}
-
-	observe(v: number): void {
-		const item = this.item;
-		item.sum += v;
-		item.count++;
-		item.lastValue = v;
-		const buckets = this.metric.buckets;
-		if (item.bucketValues && buckets) {
-			for (let i = 0; i < buckets.length; i++) if (v <= buckets[i]) item.bucketValues[buckets[i]] += 1;
-		}
-		this.metric.dirty = true;
-	}
+/** One series of one metric, found once (null when the metric is not registered). */
+function seriesOf(registry: Registry, name: string, labels: Record<string, unknown> | null): Series | null {
+	const metric = registry.getMetric(name);
+	return metric ? bindSeries(metric, labels) : null;
 }
 
 const NONE = { add() {}, observe() {} };
@@ -110,7 +55,7 @@ class LazySeries {
 	) {}
 
 	private get target(): Series | typeof NONE {
-		return (this.found ??= Series.of(this.registry, this.name, this.labels) ?? NONE);
+		return (this.found ??= seriesOf(this.registry, this.name, this.labels) ?? NONE);
 	}
 
 	add(v: number): void {
