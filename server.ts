@@ -20,7 +20,9 @@ export interface StartedNode {
 export async function startNode(config: Config, opts: SchemaOptions & { brokerOverrides?: Record<string, unknown> } = {}): Promise<StartedNode> {
 	// Moleculer's metric families, counted at a cost close to zero per call (lib/lean-metrics-middleware.ts).
 	installLeanMetrics();
-	const broker = new ServiceBroker(createBrokerOptions(config, opts.brokerOverrides));
+	// Signals are main()'s: Moleculer's own handlers would stop the broker a second time beside it
+	// (every service's `stopped` twice) and exit before the health server closes.
+	const broker = new ServiceBroker(createBrokerOptions(config, { skipProcessEventRegistration: true, ...opts.brokerOverrides }));
 	leanMetrics(broker);
 	forwardBreakerEvents(broker);
 	for (const schema of createServiceSchemas(config, config.services, opts)) broker.createService(schema);

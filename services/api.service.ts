@@ -25,8 +25,9 @@ import { buildOpenApi } from "./api/openapi";
 import { RateLimits, type Budget, type LimitResult } from "./api/rate-limit";
 import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
+import { API_PREFIX } from "../lib/created";
 
-export const API_PREFIX = "/api/v1";
+export { API_PREFIX };
 
 type Req = IncomingMessage & BodyRequest & {
 	$ctx?: Context<unknown, AppMeta>;

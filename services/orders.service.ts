@@ -28,6 +28,7 @@ import type { CreatePaymentParams, PaymentCapturedNotice, PaymentView, RefundPar
 import { priceFen } from "../domain/pricing";
 import { idParam, pageParams, type Page, type PageParams } from "../types/params";
 import type { AppMeta, AuthUser } from "../types/auth";
+import { created } from "../lib/created";
 import { conflict, forbidden, notFound } from "../types/errors";
 import { Errors } from "moleculer";
 import type { OrderStuckEvent, RefundProposedEvent } from "../types/events";
@@ -166,7 +167,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 								storedFrom: null, paymentId: null, amountFen: null, paidAt: null, completedAt: null, endedAt: null, doorVersion: door.version,
 								doorEvents: [], anomalies: [], refundProposed: null, createdAt: now, updatedAt: now,
 							});
-							ctx.meta.$statusCode = 201;
+							created(ctx, `/orders/${order._id}`);
 							return toOrderView(order);
 						} catch (err) {
 							// No order without a door, and no door held for an order that was never written.
@@ -305,7 +306,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					return this.idempotency.run(ctx, "orders.refund", ctx.params, async () => {
 						const order = await this.load(ctx, ctx.params.id, "reader");
 						if (!order.paymentId) throw conflict(`Order ${order._id} has no captured payment`, "NOTHING_TO_REFUND", { status: order.status });
-						ctx.meta.$statusCode = 201;
+						// The refund shows on its payment.
+						created(ctx, `/payments/${order.paymentId}`);
 						const refund = await ctx.call<RefundView, RefundParams>("billing.refund", {
 							orderId: order._id, paymentId: order.paymentId, amountFen: ctx.params.amountFen, reason: ctx.params.reason, actorId: ctx.meta.user!.id,
 							requestId: ctx.meta.idempotencyKey ?? ctx.requestID ?? `${Date.now()}`,

@@ -15,6 +15,7 @@ import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { createLimiterFactory } from "../lib/rate-limits";
 import { ROLES, type AppMeta, type AuthUser, type Role } from "../types/auth";
+import { created } from "../lib/created";
 import type { SessionRevokedEvent } from "../types/events";
 import { ErrorTypes, conflict, invalid, notFound, rateLimited, unauthorized } from "../types/errors";
 import { TokenService } from "../lib/access-tokens";
@@ -168,7 +169,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 						if (Repository.isDuplicateKeyError(err)) throw conflict("This phone number is already registered", ErrorTypes.PHONE_TAKEN, { field: "phone" });
 						throw err;
 					}
-					ctx.meta.$statusCode = 201;
+					created(ctx, "/me");
 					return this.startSession(user, ctx);
 				},
 			},
@@ -304,12 +305,24 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 							createdAt: now,
 							updatedAt: now,
 						});
-						ctx.meta.$statusCode = 201;
+						created(ctx, `/admin/users/${user._id}`);
 						return toPublicUser(user);
 					} catch (err) {
 						if (Repository.isDuplicateKeyError(err)) throw conflict("This user name is taken", ErrorTypes.USERNAME_TAKEN, { field: "username" });
 						throw err;
 					}
+				},
+			},
+
+			getAccount: {
+				rest: "GET /admin/users/:id",
+				auth: ["admin"],
+				summary: "An account by id (where POST /admin/users points its Location)",
+				params: { id: { type: "string", min: 1, max: 64 } },
+				async handler(this: This, ctx: Context<{ id: string }>): Promise<PublicUser> {
+					const user = await this.repos.users.findById(ctx.params.id);
+					if (!user) throw notFound("User", { id: ctx.params.id });
+					return toPublicUser(user);
 				},
 			},
 
