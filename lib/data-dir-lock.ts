@@ -58,6 +58,18 @@ export function otherHolder(dataDir: string): DataDirHolder | null {
 }
 
 /**
+ * The live process that holds `dataDir` — this one too, when its own services
+ * do (a tool must not write beside them either) — or null.
+ */
+export function liveHolder(dataDir: string): DataDirHolder | null {
+	const file = lockFileOf(dataDir);
+	const h = readHolder(file);
+	if (!h) return null;
+	if (h.host === os.hostname() && h.pid === process.pid) return held.has(file) ? h : null;
+	return otherHolder(dataDir);
+}
+
+/**
  * Marks `dataDir` as used by this process until the returned release is
  * called as often as hold was (several services of one process share it).
  * Answers the other live holder it replaced, if any, so the caller can warn.

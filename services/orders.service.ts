@@ -484,7 +484,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				.waitForServices(["doors"], 60_000)
 				.then(() => this.catchUp())
 				.then(n => n && this.logger.info(`Checked ${n} order(s) against their doors`))
-				.catch(err => this.logger.warn(`Catch-up with the doors failed: ${err.message}`));
+				// A node stopped meanwhile (a failed start, say) has nothing to catch up: no warning then.
+				.catch(err => this.broker.stopping || this.logger.warn(`Catch-up with the doors failed: ${err.message}`));
 			this.catchUpTimer = setInterval(() => {
 				const before = new Date(Date.now() - STALE_AFTER_MS);
 				void this.repos.orders

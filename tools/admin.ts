@@ -20,7 +20,7 @@ import { loadConfigOrExit, type Config } from "../config";
 import { createBrokerOptions } from "../moleculer.config";
 import { createAdapter, ensureMongoose, mongooseModelOf, nedbFilename, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
-import { describeHolder, holdDataDir, lockFileOf, otherHolder } from "../lib/data-dir-lock";
+import { describeHolder, holdDataDir, liveHolder, lockFileOf } from "../lib/data-dir-lock";
 import { SessionEntity, UserEntity, type ResetPasswordParams, type ResetPasswordResult } from "../services/users.service";
 import { DEFAULT_ADMIN_USERNAME, passwordBox, resetPassword, type AccountRepos } from "../services/users/admin-account";
 import { parseFlags, UsageError } from "./bench/cli";
@@ -107,7 +107,7 @@ async function resetThroughMesh(env: Record<string, string | undefined>, params:
 async function resetInStore(config: Config, params: ResetPasswordParams, out: Out): Promise<number> {
 	let lock: ReturnType<typeof holdDataDir> | undefined;
 	if (!config.mongoUri) {
-		const holder = otherHolder(config.dataDir);
+		const holder = liveHolder(config.dataDir);
 		if (holder) {
 			out.error(
 				`A platform is using DATA_DIR ${config.dataDir} (${describeHolder(holder)}), and two processes must not write its NeDB files.\n` +
