@@ -13,6 +13,7 @@ import { main as adminTool } from "../../tools/admin";
 import { UsageError } from "../../tools/bench/cli";
 import { ADMIN, httpClient, newPhone, startTestPlatform, type TestPlatform } from "../support/platform";
 import { registerCabinet } from "../support/catalog";
+import { freePort, spawnNode, waitFor } from "../support/processes";
 
 jest.setTimeout(60_000);
 
@@ -130,6 +131,31 @@ describe("what the log says", () => {
 		} finally {
 			cap.restore();
 			await p?.stop();
+		}
+	});
+});
+
+describe("npm start", () => {
+	it("prints the ports it serves on once, and on Ctrl-C stops every service once and frees DATA_DIR", async () => {
+		const dataDir = tmpDir();
+		const port = await freePort();
+		const node = spawnNode("start", { LOG_LEVEL: "info", PORT: String(port), MQTT_PORT: "0", METRICS_PORT: "0", DATA_DIR: dataDir, DEMO_SEED: "false", ADMIN_PASSWORD: ADMIN.password });
+		try {
+			await waitFor("the banner", async () => (node.output().includes("  data ") ? true : undefined), 45_000);
+			const out = node.output();
+			expect(out.match(/serving: /g)).toHaveLength(1);
+			expect(out).toContain(`HTTP     http://localhost:${port}/api/v1`);
+			expect(out).toMatch(/MQTT     mqtt:\/\/localhost:[1-9]\d*/);
+			expect(out).toMatch(/metrics  http:\/\/127\.0\.0\.1:[1-9]\d*\/metrics/);
+			expect(fs.existsSync(path.join(dataDir, "platform.lock"))).toBe(true);
+			node.proc.kill("SIGINT");
+			expect(await node.stop()).toBe(0);
+			const stopped = [...node.output().matchAll(/Service '([^']+)' stopped/g)].map(m => m[1]);
+			expect(stopped).toEqual(expect.arrayContaining(["users", "api", "hardware", "doors", "orders"]));
+			expect(new Set(stopped).size).toBe(stopped.length);
+			expect(fs.existsSync(path.join(dataDir, "platform.lock"))).toBe(false);
+		} finally {
+			await node.kill9();
 		}
 	});
 });
