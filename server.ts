@@ -140,15 +140,17 @@ async function main() {
 		process.exit(0);
 	}
 	const config = loadConfigOrExit(process.env);
-	const node = await startNode(config);
-	node.broker.logger.info(`\n${banner(config, node.ports)}\n`);
-
+	// Signals are handled from the first moment (the API may answer before startNode returns, while
+	// the admin account is made): a stop then waits for the start to settle.
+	const starting = startNode(config);
 	let stopping = false;
 	const shutdown = async (signal: string) => {
 		if (stopping) return;
 		stopping = true;
-		node.broker.logger.info(`${signal}: stopping…`);
 		try {
+			const node = await starting.catch(() => undefined);
+			if (!node) return; // the start failed and says so below
+			node.broker.logger.info(`${signal}: stopping…`);
 			await node.stop();
 			process.exit(0);
 		} catch (err) {
@@ -158,6 +160,9 @@ async function main() {
 	};
 	process.on("SIGINT", () => void shutdown("SIGINT"));
 	process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+	const node = await starting;
+	if (!stopping) node.broker.logger.info(`\n${banner(config, node.ports)}\n`);
 }
 
 if (require.main === module) {
