@@ -127,6 +127,7 @@ interface Methods {
 	revokeSession(sid: string, userId: string, reason: string): Promise<boolean>;
 	/** Called by startNode once the node started, so a failed start leaves no admin whose password nobody saw. */
 	bootstrapAdmin(): Promise<AdminBootstrap>;
+	createAdminIfNone(): Promise<AdminBootstrap>;
 }
 
 interface Vars {
@@ -134,6 +135,7 @@ interface Vars {
 	tokens: TokenService;
 	throttle: LoginThrottle;
 	closeCounters: () => Promise<unknown>;
+	adminBootstrapped: boolean;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -433,6 +435,12 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 			},
 
 			async bootstrapAdmin(this: This): Promise<AdminBootstrap> {
+				const outcome = await this.createAdminIfNone();
+				this.adminBootstrapped = true; // /ready waits for it (lib/readiness.ts)
+				return outcome;
+			},
+
+			async createAdminIfNone(this: This): Promise<AdminBootstrap> {
 				const username = (config.admin.username ?? DEFAULT_ADMIN_USERNAME).toLowerCase();
 				const existing = await this.repos.users.findOne({ username });
 				if (existing) {
