@@ -57,6 +57,9 @@ export async function checkReadiness(broker: ServiceBroker, config: Config, opts
 	// Until every local service has started, this node cannot serve what it announces.
 	jobs.push(run("services", () => {
 		if (!(broker as unknown as { started: boolean }).started) throw new Error("services are still starting");
+		// startNode makes the admin account once the services started: not ready before it exists.
+		const users = broker.getLocalService("users") as unknown as { adminBootstrapped?: boolean } | undefined;
+		if (users && !users.adminBootstrapped) throw new Error("the admin account is being set up");
 	}));
 	if (config.transporter) {
 		jobs.push(run("transporter", () => {

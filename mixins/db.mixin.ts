@@ -19,6 +19,7 @@ import DbService from "moleculer-db";
 import { Repository } from "./repository";
 import { ensurePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
 import { installNedbFileHandles } from "../lib/nedb-file-handles";
+import { describeHolder, holdDataDir } from "../lib/data-dir-lock";
 import MongooseAdapter from "moleculer-db-adapter-mongoose";
 import mongoose from "mongoose";
 import type { ServiceSchema } from "moleculer";
@@ -135,10 +136,17 @@ export function createDbMixin<E extends string>(entities: Record<E, EntityDefini
 		},
 		async started(this: any) {
 			if (db.mongoUri) await ensureMongoose(db.mongoUri);
+			else if (db.dataDir !== null) {
+				// Tools that write these files directly (npm run admin) see the mark and refuse.
+				this.dataDirLock = holdDataDir(db.dataDir);
+				const other = this.dataDirLock.replaced;
+				if (other) this.logger.warn(`DATA_DIR ${db.dataDir} is also used by ${describeHolder(other)}: two processes writing the same NeDB files lose each other's writes`);
+			}
 			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.connect();
 		},
 		async stopped(this: any) {
 			for (const repo of Object.values<Repository<any>>(this.repos)) await repo.disconnect();
+			this.dataDirLock?.release();
 		},
 	};
 }

@@ -21,6 +21,8 @@ export interface IdempotencyDoc {
 	hash: string;
 	state: "running" | "done";
 	status: number | null;
+	/** Location header of the stored answer (a 201's). */
+	location?: string;
 	body: unknown;
 	createdAt: Date;
 	expiresAt: Date;
@@ -29,7 +31,7 @@ export interface IdempotencyDoc {
 export const idempotencyEntity = (collection: string): EntityDefinition => ({
 	collection,
 	idPrefix: "idk",
-	fields: { hash: "string", state: "string", status: "number", body: "object", createdAt: "date", expiresAt: "date" },
+	fields: { hash: "string", state: "string", status: "number", location: "string", body: "object", createdAt: "date", expiresAt: "date" },
 	indexes: [{ fields: { expiresAt: 1 } }],
 });
 
@@ -71,6 +73,7 @@ export class IdempotencyKeys {
 			}
 			if (seen.state === "running") throw conflict("A request with this Idempotency-Key is still running; retry shortly", ErrorTypes.IDEMPOTENCY_KEY_IN_USE);
 			if (seen.status) ctx.meta.$statusCode = seen.status;
+			if (seen.location) ctx.meta.$location = seen.location;
 			return seen.body as T;
 		}
 		let result: T;
@@ -80,7 +83,7 @@ export class IdempotencyKeys {
 			await this.repo.removeWhere({ _id: id, state: "running" }).catch(() => undefined);
 			throw err;
 		}
-		await this.repo.updateWhere({ _id: id }, { $set: { state: "done", status: ctx.meta.$statusCode ?? 200, body: result ?? null } });
+		await this.repo.updateWhere({ _id: id }, { $set: { state: "done", status: ctx.meta.$statusCode ?? 200, ...(ctx.meta.$location ? { location: ctx.meta.$location } : {}), body: result ?? null } });
 		return result;
 	}
 

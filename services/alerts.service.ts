@@ -24,6 +24,7 @@ import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { crashPoint } from "../lib/crash-points";
 import type { AppMeta } from "../types/auth";
+import { created } from "../lib/created";
 import { invalid, notFound } from "../types/errors";
 import { idParam, pageParams, type Page, type PageParams } from "../types/params";
 import { alertsThatFit, classifyAnswer, renderMessage, SEVERITIES, signedUrl, type MessageAlert, type SendOutcome, type Severity } from "./alerts/dingtalk";
@@ -243,7 +244,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 						}
 					}
 					const s = await this.repos.silences.insert({ matchers: ctx.params.matchers, startsAt, endsAt: ctx.params.endsAt.getTime(), comment: ctx.params.comment, createdBy: ctx.meta.user?.id ?? "platform" });
-					ctx.meta.$statusCode = 201;
+					created(ctx, `/alerts/silences/${s._id}`);
 					return silenceView(s);
 				},
 			},

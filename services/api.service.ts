@@ -28,8 +28,9 @@ import { toErrorBody } from "./api/errors";
 import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body";
 import { ADMIN_CSP, loadAdminFiles } from "./api/admin-files";
 import { createLiveMixin, LIVE_OPENAPI_OPERATION, type LiveStreams } from "./api/live-stream";
+import { API_PREFIX } from "../lib/created";
 
-export const API_PREFIX = "/api/v1";
+export { API_PREFIX };
 
 type Req = IncomingMessage & BodyRequest & {
 	$ctx?: Context<unknown, AppMeta>;

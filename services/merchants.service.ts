@@ -17,6 +17,7 @@ import type { Config } from "../config";
 import { createDbMixin } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import type { AppMeta, Role } from "../types/auth";
+import { created } from "../lib/created";
 import { latParam, lngParam, pageParams, type Page, type PageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
 import { newCabinetSecret, verifyCabinetSecret } from "../domain/cabinet-secrets";
@@ -194,7 +195,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const view = { code: city._id, name: city.name, lat: city.lat, lng: city.lng, points: 0 };
 					await this.cleanCityCache();
 					this.broker.broadcast("merchants.city.created", { city: view });
-					ctx.meta.$statusCode = 201;
+					created(ctx, `/cities/${city._id}/points`);
 					return view;
 				},
 			},
@@ -213,7 +214,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					const m = await this.repos.merchants.insert({ ...ctx.params, createdAt: now, updatedAt: now });
 					await this.audit(ctx, { action: "merchant.create", targetType: "merchant", targetId: m._id, changes: { ...ctx.params } });
 					this.broker.broadcast("merchants.merchant.created", { merchant: merchantView(m) });
-					ctx.meta.$statusCode = 201;
+					created(ctx, `/merchants/${m._id}`);
 					return merchantView(m);
 				},
 			},
@@ -263,7 +264,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 					await this.audit(ctx, { action: "point.create", targetType: "point", targetId: point._id, changes: { ...p } });
 					await this.cleanCityCache();
 					this.broker.broadcast("merchants.point.created", { point: view } satisfies PointChangedEvent);
-					ctx.meta.$statusCode = 201;
+					created(ctx, `/points/${point._id}`);
 					return view;
 				},
 			},
@@ -352,7 +353,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						cabinet: { id: cabinet._id, pointId: cabinet.pointId, merchantId: cabinet.merchantId, doors },
 						point: toPointView(updated),
 					} satisfies CabinetRegisteredEvent);
-					ctx.meta.$statusCode = 201;
+					created(ctx, `/cabinets/${cabinet._id}`);
 					return { cabinet: this.cabinetView(cabinet), credentials: { username: cabinet._id, password: secret.password } };
 				},
 			},

@@ -28,6 +28,7 @@ import type { CreatePaymentParams, PaymentCapturedNotice, PaymentView, RefundPar
 import { priceFen } from "../domain/pricing";
 import { idParam, pageParams, type Page, type PageParams } from "../types/params";
 import type { AppMeta, AuthUser } from "../types/auth";
+import { created } from "../lib/created";
 import { conflict, forbidden, notFound } from "../types/errors";
 import { Errors } from "moleculer";
 import type { OrderChangedEvent, OrderStuckEvent, RefundProposedEvent } from "../types/events";
@@ -176,7 +177,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 								doorEvents: [], anomalies: [], refundProposed: null, createdAt: now, updatedAt: now,
 							});
 							this.announce(order);
-							ctx.meta.$statusCode = 201;
+							created(ctx, `/orders/${order._id}`);
 							return toOrderView(order);
 						} catch (err) {
 							// No order without a door, and no door held for an order that was never written.
@@ -315,7 +316,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 					return this.idempotency.run(ctx, "orders.refund", ctx.params, async () => {
 						const order = await this.load(ctx, ctx.params.id, "reader");
 						if (!order.paymentId) throw conflict(`Order ${order._id} has no captured payment`, "NOTHING_TO_REFUND", { status: order.status });
-						ctx.meta.$statusCode = 201;
+						// The refund shows on its payment.
+						created(ctx, `/payments/${order.paymentId}`);
 						const refund = await ctx.call<RefundView, RefundParams>("billing.refund", {
 							orderId: order._id, paymentId: order.paymentId, amountFen: ctx.params.amountFen, reason: ctx.params.reason, actorId: ctx.meta.user!.id,
 							requestId: ctx.meta.idempotencyKey ?? ctx.requestID ?? `${Date.now()}`,
@@ -510,7 +512,8 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 				.waitForServices(["doors"], 60_000)
 				.then(() => this.catchUp())
 				.then(n => n && this.logger.info(`Checked ${n} order(s) against their doors`))
-				.catch(err => this.logger.warn(`Catch-up with the doors failed: ${err.message}`));
+				// A node stopped meanwhile (a failed start, say) has nothing to catch up: no warning then.
+				.catch(err => this.broker.stopping || this.logger.warn(`Catch-up with the doors failed: ${err.message}`));
 			this.catchUpTimer = setInterval(() => {
 				const before = new Date(Date.now() - STALE_AFTER_MS);
 				void this.repos.orders

@@ -8,17 +8,18 @@
  * session is revoked the gateways are told (`users.session.revoked`) and
  * refuse its access tokens until they expire.
  */
-import crypto from "node:crypto";
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../config";
 import { createDbMixin, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { createLimiterFactory } from "../lib/rate-limits";
 import { ROLES, type AppMeta, type AuthUser, type Role } from "../types/auth";
+import { created } from "../lib/created";
 import type { SessionRevokedEvent } from "../types/events";
 import { ErrorTypes, conflict, invalid, notFound, rateLimited, unauthorized } from "../types/errors";
 import { TokenService } from "../lib/access-tokens";
 import { dummyPasswordHash, hashPassword, passwordProblems, PASSWORD_MAX, verifyPassword } from "./users/passwords";
+import { DEFAULT_ADMIN_USERNAME, generatePassword, passwordBox, resetPassword } from "./users/admin-account";
 import { looksLikePhone, normalizePhone } from "./users/phone";
 import { LoginThrottle } from "./users/throttle";
 
@@ -69,6 +70,16 @@ export interface AuthResult {
 export interface RegisterParams { phone: string; password: string; name?: string }
 export interface LoginParams { login: string; password: string }
 export interface RefreshParams { refreshToken: string }
+export interface AdminBootstrap {
+	created: boolean;
+	username: string;
+	/** Set when the password was generated (and printed). */
+	generatedPassword?: string;
+}
+
+export interface ResetPasswordParams { username: string; password?: string }
+export interface ResetPasswordResult { userId: string; username: string; revokedSessions: number; password?: string }
+
 export interface CreateStaffParams { username: string; password: string; roles: Role[]; merchantId?: string; name?: string }
 
 
@@ -114,7 +125,9 @@ interface Methods {
 	startSession(user: UserDoc, ctx: Context<unknown, AppMeta>): Promise<AuthResult>;
 	issueFor(user: UserDoc, sid: string, gen: number): AuthResult;
 	revokeSession(sid: string, userId: string, reason: string): Promise<boolean>;
-	bootstrapAdmin(): Promise<void>;
+	/** Called by startNode once the node started, so a failed start leaves no admin whose password nobody saw. */
+	bootstrapAdmin(): Promise<AdminBootstrap>;
+	createAdminIfNone(): Promise<AdminBootstrap>;
 }
 
 interface Vars {
@@ -122,6 +135,7 @@ interface Vars {
 	tokens: TokenService;
 	throttle: LoginThrottle;
 	closeCounters: () => Promise<unknown>;
+	adminBootstrapped: boolean;
 }
 
 type This = Vars & Methods & { broker: Context["broker"]; logger: any };
@@ -168,7 +182,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 						if (Repository.isDuplicateKeyError(err)) throw conflict("This phone number is already registered", ErrorTypes.PHONE_TAKEN, { field: "phone" });
 						throw err;
 					}
-					ctx.meta.$statusCode = 201;
+					created(ctx, "/me");
 					return this.startSession(user, ctx);
 				},
 			},
@@ -304,12 +318,50 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 							createdAt: now,
 							updatedAt: now,
 						});
-						ctx.meta.$statusCode = 201;
+						created(ctx, `/admin/users/${user._id}`);
 						return toPublicUser(user);
 					} catch (err) {
 						if (Repository.isDuplicateKeyError(err)) throw conflict("This user name is taken", ErrorTypes.USERNAME_TAKEN, { field: "username" });
 						throw err;
 					}
+				},
+			},
+
+			getAccount: {
+				rest: "GET /admin/users/:id",
+				auth: ["admin"],
+				summary: "An account by id (where POST /admin/users points its Location)",
+				params: { id: { type: "string", min: 1, max: 64 } },
+				async handler(this: This, ctx: Context<{ id: string }>): Promise<PublicUser> {
+					const user = await this.repos.users.findById(ctx.params.id);
+					if (!user) throw notFound("User", { id: ctx.params.id });
+					return toPublicUser(user);
+				},
+			},
+
+			/**
+			 * Internal (`npm run admin -- reset-password` through the mesh): a new password for a staff
+			 * account, random unless given (then answered once), and every session of it revoked.
+			 */
+			resetPassword: {
+				visibility: "public",
+				params: {
+					username: { type: "string", min: 3, max: 32, trim: true, lowercase: true },
+					password: { type: "string", min: 1, max: PASSWORD_MAX, optional: true },
+				},
+				async handler(this: This, ctx: Context<ResetPasswordParams>): Promise<ResetPasswordResult> {
+					const r = await resetPassword(this.repos, ctx.params.username, ctx.params.password);
+					if (!r.ok) {
+						if (r.reason === "NO_SUCH_USER") throw notFound("User", { username: ctx.params.username });
+						throw invalid([{ field: "password", message: r.message }]);
+					}
+					// Every gateway refuses the sessions' access tokens until they would have expired.
+					const until = Date.now() + config.auth.accessTtlSec * 1000;
+					for (const s of r.revoked) {
+						this.broker.broadcast("users.session.revoked", { sid: s._id, userId: s.userId, reason: "password_reset", until } satisfies SessionRevokedEvent);
+					}
+					this.logger.warn(`Password of '${r.user.username}' reset; ${r.revoked.length} session(s) revoked`);
+					return { userId: r.user._id, username: r.user.username!, revokedSessions: r.revoked.length, ...(r.generated ? { password: r.password } : {}) };
 				},
 			},
 
@@ -382,12 +434,34 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 				return changed > 0;
 			},
 
-			async bootstrapAdmin(this: This): Promise<void> {
-				if ((await this.repos.users.count({})) > 0) return;
-				const username = (config.admin.username ?? "admin").toLowerCase();
+			async bootstrapAdmin(this: This): Promise<AdminBootstrap> {
+				const outcome = await this.createAdminIfNone();
+				this.adminBootstrapped = true; // /ready waits for it (lib/readiness.ts)
+				return outcome;
+			},
+
+			async createAdminIfNone(this: This): Promise<AdminBootstrap> {
+				const username = (config.admin.username ?? DEFAULT_ADMIN_USERNAME).toLowerCase();
+				const existing = await this.repos.users.findOne({ username });
+				if (existing) {
+					// ADMIN_PASSWORD only chooses the first password: say so when it differs from the account's.
+					if (config.admin.password && !(await verifyPassword(existing.passwordHash, config.admin.password))) {
+						this.logger.warn(
+							`ADMIN_PASSWORD is set but is not the password of the existing account '${username}': it is used only when ` +
+							`the account is created, so it was not applied. To change the password: npm run admin -- reset-password ` +
+							`--username ${username} --password '<new password>' (with this platform stopped, or through the mesh when TRANSPORTER is set).`,
+						);
+					}
+					return { created: false, username };
+				}
+				const admins = await this.repos.users.count({ roles: "admin" });
+				if (admins > 0) {
+					this.logger.warn(`ADMIN_USERNAME '${username}' names no account, but ${admins} admin account(s) exist: none created (an admin creates more with POST /api/v1/admin/users).`);
+					return { created: false, username };
+				}
 				let password = config.admin.password;
 				const generated = !password;
-				if (!password) password = crypto.randomBytes(12).toString("base64url");
+				password ??= generatePassword(username);
 				const now = new Date();
 				try {
 					await this.repos.users.insert({
@@ -395,20 +469,17 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 						roles: ["admin"], createdAt: now, updatedAt: now,
 					});
 				} catch (err) {
-					if (Repository.isDuplicateKeyError(err)) return; // another replica was first
+					if (Repository.isDuplicateKeyError(err)) return { created: false, username }; // another replica was first
 					throw err;
 				}
 				if (generated) {
-					// Printed once, on the first start with an empty store; not stored anywhere in clear.
-					this.logger.warn(
-						`\n\n  ┌──────────────────────────────────────────────────────────\n` +
-						`  │ Admin account created: ${username} / ${password}\n` +
-						`  │ This password is shown only now. Set ADMIN_PASSWORD to choose it.\n` +
-						`  └──────────────────────────────────────────────────────────\n`,
-					);
-				} else {
-					this.logger.info(`Admin account '${username}' created from ADMIN_USERNAME/ADMIN_PASSWORD`);
+					// Shown once, after the node started (startNode): not stored anywhere in clear.
+					this.logger.warn(passwordBox("Admin account created", username, password,
+						"This password is shown only now (npm run admin -- reset-password sets a new one)."));
+					return { created: true, username, generatedPassword: password };
 				}
+				this.logger.info(`Admin account '${username}' created from ADMIN_USERNAME/ADMIN_PASSWORD`);
+				return { created: true, username };
 			},
 		},
 
@@ -417,10 +488,6 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 			const limits = createLimiterFactory({ ...config, logger: this.logger }, "users-throttle");
 			this.closeCounters = limits.close;
 			this.throttle = new LoginThrottle(limits, config.loginThrottle);
-		},
-
-		async started(this: This) {
-			await this.bootstrapAdmin();
 		},
 
 		async stopped(this: This) {

@@ -145,12 +145,17 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-	main(process.argv.slice(2)).then(
+	const argv = process.argv.slice(2);
+	if (argv.includes("--help") || argv.includes("-h")) {
+		console.log(`usage: ${usage}`);
+		process.exit(0);
+	}
+	main(argv).then(
 		code => process.exit(code),
 		err => {
 			if (err instanceof UsageError) {
-				console.error(`${err.message}\n\n${usage}`);
-				process.exit(64);
+				console.error(`${err.message}\n\nusage: ${usage}`);
+				process.exit(2);
 			}
 			console.error(err);
 			process.exit(1);

@@ -27,6 +27,8 @@ export interface AppMeta {
 	headers?: Record<string, string>;
 	/** HTTP status the gateway should answer with (moleculer-web). */
 	$statusCode?: number;
+	/** Location header of a 201 answer (lib/created.ts). */
+	$location?: string;
 	$responseHeaders?: Record<string, string>;
 	/** The answer is already encoded (a string) in this type: the gateway sends it as it is (moleculer-web). */
 	$responseType?: string;

@@ -103,6 +103,7 @@ export const RESPONSES: Record<string, ResponseSpec> = {
 	"users.logout": { status: 204, description: "Session revoked" },
 	"users.me": ok(ref("User")),
 	"users.createStaff": created(ref("User")),
+	"users.getAccount": ok(ref("User"), "A staff or customer account by id (where a created staff account's Location points)"),
 
 	// catalog
 	"merchants.listCities": ok(arr(ref("City"))),

@@ -39,7 +39,8 @@ async function interrupt(signal: NodeJS.Signals) {
 async function run(argv: string[]): Promise<number> {
 	const [name, ...rest] = argv;
 	if (name === undefined || name === "help" || name === "--help" || name === "-h") {
-		console.log(usage());
+		// Asked for: stdout and 0; missing: stderr and 2.
+		(name === undefined ? console.error : console.log)(usage());
 		return name === undefined ? 2 : 0;
 	}
 	const entry = BENCHMARKS[name];
