@@ -17,6 +17,7 @@
  * Results go to bench-results/doors.json.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import v8 from "node:v8";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -30,7 +31,8 @@ import { CabinetHost, DEFAULT_HOST_SETTINGS, type HostDeps } from "../../actors/
 import { RedisDoorStore } from "../../actors/door-store";
 import { formatDoorId } from "../../domain/protocol";
 import { parseFlags, positiveInt, UsageError } from "./cli";
-import { canConnect, freePort, Scope } from "./procs";
+import { canConnect, freePort, machineCpuMs, Scope } from "./procs";
+import { STEAL_WARN_PCT } from "./load";
 import { formatTable } from "./table";
 import { printGoals, writeReport, type Goal } from "./report";
 
@@ -242,6 +244,8 @@ export async function main(argv: string[]): Promise<number> {
 	console.log(`mosquitto  ${mqttUrl} (set_tcp_nodelay true)`);
 
 	console.log("raw        measuring the request→ack round trip between two plain clients…");
+	// The machine's CPU over the measurements (raw and platform): on a shared VM, steal explains a slow run.
+	const cpuAt = { t: process.hrtime.bigint(), ...machineCpuMs() };
 	const raw = await rawRoundTrips(mqttUrl, concurrency, seconds, GOALS.opensPerSec);
 
 	// The platform: catalog, MQTT bridge and door actors in this process; door state in Redis.
@@ -300,6 +304,9 @@ export async function main(argv: string[]): Promise<number> {
 	loopDelay.disable();
 	console.log(`           event loop delay of the platform process: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`);
 
+	const wallMs = Number(process.hrtime.bigint() - cpuAt.t) / 1e6;
+	const cpuNow = machineCpuMs();
+	const machine = { busyPct: Math.round(((cpuNow.busy - cpuAt.busy) / wallMs) * 100), stealPct: Math.round(((cpuNow.steal - cpuAt.steal) / wallMs) * 100) };
 	await sim.stop(); // SIGTERM: the simulator writes its unlock report
 	let twice = -1;
 	let commands = 0;
@@ -323,6 +330,8 @@ export async function main(argv: string[]): Promise<number> {
 		rows.map(([name, load, t]) => [name, load, t.rps.toFixed(0), t.p50Ms.toFixed(2), t.p99Ms.toFixed(2), String(t.errors)]),
 	));
 	console.log(`unlocks: ${commands} commands executed by the cabinets, ${Math.max(0, twice)} unlocked more than once`);
+	console.log(`machine during the measurements (% of one core; it has ${os.cpus().length * 100} %): busy ${machine.busyPct} %, steal ${machine.stealPct} %` +
+		(machine.stealPct > STEAL_WARN_PCT ? " (the hypervisor took CPU from this machine: figures are low)" : ""));
 
 	let mem: Awaited<ReturnType<typeof memory>> | undefined;
 	if (!flags["skip-memory"]) {
@@ -351,7 +360,7 @@ export async function main(argv: string[]): Promise<number> {
 	printGoals("goals", goals);
 	return writeReport("doors", {
 		parameters: { cabinets: nCabinets, doorsPerCabinet: nDoors, seconds, concurrency, warmupMs: WARMUP_MS, broker: "mosquitto (own instance, set_tcp_nodelay true)", store: "redis" },
-		results: { raw, opens, opensAtGoal, unlocks: { commands, twice }, memory: mem },
+		results: { raw, opens, opensAtGoal, unlocks: { commands, twice }, machine, memory: mem },
 		goals,
 		failures,
 	});
