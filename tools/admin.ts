@@ -23,7 +23,7 @@ import { Repository } from "../mixins/repository";
 import { describeHolder, holdDataDir, liveHolder, lockFileOf } from "../lib/data-dir-lock";
 import { SessionEntity, UserEntity, type ResetPasswordParams, type ResetPasswordResult } from "../services/users.service";
 import { DEFAULT_ADMIN_USERNAME, passwordBox, resetPassword, type AccountRepos } from "../services/users/admin-account";
-import { parseFlags, UsageError } from "./bench/cli";
+import { parseFlags, runTool, UsageError } from "./bench/cli";
 
 export const usage = `npm run admin -- <command> [options]
 
@@ -150,16 +150,4 @@ async function resetInStore(config: Config, params: ResetPasswordParams, out: Ou
 	}
 }
 
-if (require.main === module) {
-	main(process.argv.slice(2)).then(
-		code => process.exit(code),
-		err => {
-			if (err instanceof UsageError) {
-				console.error(`${err.message}\n\nusage: ${usage}`);
-				process.exit(2);
-			}
-			console.error(err);
-			process.exit(1);
-		},
-	);
-}
+if (require.main === module) runTool(main, usage);

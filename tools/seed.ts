@@ -21,7 +21,7 @@ import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
 import { CATALOG_ENTITIES } from "../services/merchants/model";
 import type { CatalogRepos } from "../services/merchants/demo-fleet";
 import { credentialLine, DEFAULT_SEED, generateFleetChunks, HOT_CITIES, MAX_DOORS_PER_CABINET } from "../services/merchants/fleet-generator";
-import { parseFlags, positiveInt, UsageError } from "./bench/cli";
+import { parseFlags, positiveInt, runTool, UsageError } from "./bench/cli";
 import { formatTable } from "./bench/table";
 
 export const usage = `npm run seed -- [options]
@@ -276,21 +276,4 @@ export async function main(argv: string[]): Promise<number> {
 	return 0;
 }
 
-if (require.main === module) {
-	const argv = process.argv.slice(2);
-	if (argv.includes("--help") || argv.includes("-h")) {
-		console.log(`usage: ${usage}`);
-		process.exit(0);
-	}
-	main(argv).then(
-		code => process.exit(code),
-		err => {
-			if (err instanceof UsageError) {
-				console.error(`${err.message}\n\nusage: ${usage}`);
-				process.exit(2);
-			}
-			console.error(err);
-			process.exit(1);
-		},
-	);
-}
+if (require.main === module) runTool(main, usage);

@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { loadConfigOrExit } from "../config";
 import { SimulatedCabinet, type CabinetCounters } from "./simulator/cabinet";
-import { parseFlags, positiveInt, UsageError } from "./bench/cli";
+import { parseFlags, positiveInt, runTool, UsageError } from "./bench/cli";
 import { formatTable } from "./bench/table";
 
 export const usage = `npm run simulate -- [options]
@@ -144,21 +144,4 @@ export async function main(argv: string[]): Promise<number> {
 	return twice.length ? 1 : 0;
 }
 
-if (require.main === module) {
-	const argv = process.argv.slice(2);
-	if (argv.includes("--help") || argv.includes("-h")) {
-		console.log(`usage: ${usage}`);
-		process.exit(0);
-	}
-	main(argv).then(
-		code => process.exit(code),
-		err => {
-			if (err instanceof UsageError) {
-				console.error(`${err.message}\n\nusage: ${usage}`);
-				process.exit(2);
-			}
-			console.error(err);
-			process.exit(1);
-		},
-	);
-}
+if (require.main === module) runTool(main, usage);

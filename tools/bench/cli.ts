@@ -23,3 +23,26 @@ export function positiveInt(name: string, raw: string | undefined, def: number, 
 	if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`--${name} must be a ${allowZero ? "non-negative" : "positive"} integer (got "${raw}")`);
 	return n;
 }
+
+/**
+ * A command-line tool's entry point: `--help`/`-h` prints the usage and exits 0; a UsageError
+ * prints its message and the usage and exits 2; any other failure exits 1; else main's exit code.
+ */
+export function runTool(main: (argv: string[]) => Promise<number>, usage: string): void {
+	const argv = process.argv.slice(2);
+	if (argv.includes("--help") || argv.includes("-h")) {
+		console.log(`usage: ${usage}`);
+		process.exit(0);
+	}
+	main(argv).then(
+		code => process.exit(code),
+		err => {
+			if (err instanceof UsageError) {
+				console.error(`${err.message}\n\nusage: ${usage}`);
+				process.exit(2);
+			}
+			console.error(err);
+			process.exit(1);
+		},
+	);
+}
