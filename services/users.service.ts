@@ -142,6 +142,16 @@ type This = Vars & Methods & { broker: Context["broker"]; logger: any };
 
 export function createUsersService(config: Config, opts: { dataDir?: string | null } = {}): ServiceSchema<Settings, Methods, Vars> {
 	const dataDir = opts.dataDir === undefined ? config.dataDir : opts.dataDir;
+	/** An account by id, public fields only: for other services (`get`) and for admins (`getAccount`). */
+	const userById = {
+		params: { id: { type: "string", min: 1, max: 64 } },
+		async handler(this: This, ctx: Context<{ id: string }>): Promise<PublicUser> {
+			const user = await this.repos.users.findById(ctx.params.id);
+			if (!user) throw notFound("User", { id: ctx.params.id });
+			return toPublicUser(user);
+		},
+	} as const;
+
 	return {
 		name: "users",
 		mixins: [createDbMixin({ users: UserEntity, sessions: SessionEntity }, { mongoUri: config.mongoUri, dataDir })],
@@ -331,12 +341,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 				rest: "GET /admin/users/:id",
 				auth: ["admin"],
 				summary: "An account by id (where POST /admin/users points its Location)",
-				params: { id: { type: "string", min: 1, max: 64 } },
-				async handler(this: This, ctx: Context<{ id: string }>): Promise<PublicUser> {
-					const user = await this.repos.users.findById(ctx.params.id);
-					if (!user) throw notFound("User", { id: ctx.params.id });
-					return toPublicUser(user);
-				},
+				...userById,
 			},
 
 			/**
@@ -368,12 +373,7 @@ export function createUsersService(config: Config, opts: { dataDir?: string | nu
 			/** Internal: a user by id, for other services. */
 			get: {
 				visibility: "public",
-				params: { id: { type: "string", min: 1, max: 64 } },
-				async handler(this: This, ctx: Context<{ id: string }>): Promise<PublicUser> {
-					const user = await this.repos.users.findById(ctx.params.id);
-					if (!user) throw notFound("User", { id: ctx.params.id });
-					return toPublicUser(user);
-				},
+				...userById,
 			},
 
 			/** Internal: sessions revoked recently enough that their access tokens could still verify (a gateway asks at start). */
