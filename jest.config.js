@@ -6,10 +6,6 @@ const transform = { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] };
 const common = { transform, testEnvironment: "node", moduleFileExtensions: ["ts", "js", "json"] };
 
 module.exports = {
-	// A handle left open by some suite (seen since the live-events, first-start and REPL suites landed) kept
-	// Jest alive after every test had passed and hung CI: exit once the run is over. The handle itself is
-	// still to be found (`npx jest --detectOpenHandles`).
-	forceExit: true,
 	projects: [
 		{ ...common, displayName: "unit", testMatch: ["<rootDir>/test/unit/**/*.test.ts"] },
 		{ ...common, displayName: "integration", testMatch: ["<rootDir>/test/integration/**/*.test.ts"] },

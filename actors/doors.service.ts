@@ -38,6 +38,7 @@ import { createRedis } from "../lib/redis";
 import { isUnanswered } from "../lib/mesh-errors";
 import { BUSINESS_METRICS, meters, openResult, type Meter, type Series } from "../lib/business-metrics";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "../domain/protocol";
+import { dependsOn } from "../lib/wait-for-services";
 
 const TICK_MS = 1000;
 /**
@@ -119,9 +120,11 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 	return {
 		name: "doors",
 		// The embedded store's collection; with Redis the state lives there and no file is opened.
-		mixins: config.redisUrl ? [] : [createDbMixin({ door_states: DOOR_STATE_ENTITY }, { mongoUri: config.mongoUri, dataDir })],
 		// Embedded: the MQTT broker is the local hardware service's.
-		dependencies: config.mqttUrl ? ["merchants"] : ["merchants", "hardware"],
+		mixins: [
+			...(config.redisUrl ? [] : [createDbMixin({ door_states: DOOR_STATE_ENTITY }, { mongoUri: config.mongoUri, dataDir })]),
+			dependsOn(config.mqttUrl ? ["merchants"] : ["merchants", "hardware"]),
+		],
 
 		actions: {
 			reserve: {

@@ -29,6 +29,7 @@ import { DEFAULT_JSON_LIMITS, jsonBody, type BodyRequest } from "./api/json-body
 import { ADMIN_CSP, loadAdminFiles } from "./api/admin-files";
 import { createLiveMixin, LIVE_OPENAPI_OPERATION, type LiveStreams } from "./api/live-stream";
 import { API_PREFIX } from "../lib/created";
+import { waitForServicesWhileRunning } from "../lib/wait-for-services";
 
 export { API_PREFIX };
 
@@ -475,11 +476,10 @@ export function createApiService(config: Config, routeSources: Partial<ServiceSc
 			// With Redis the deny-list lives in the shared cacher. Without it, learn the sessions
 			// revoked before this gateway started (their access tokens may still verify).
 			if (config.redisUrl) return;
-			this.broker
-				.waitForServices("users", 30_000)
+			waitForServicesWhileRunning(this.broker, ["users"], 30_000)
 				.then(() => this.broker.call<SessionRevokedEvent[]>("users.revokedSessions"))
 				.then(list => Promise.all(list.map(ev => this.markRevoked(ev))))
-				.catch(err => this.logger.warn(`Could not load revoked sessions: ${err.message}`));
+				.catch(err => this.broker.stopping || this.logger.warn(`Could not load revoked sessions: ${err.message}`));
 		},
 
 		async stopped(this: This) {

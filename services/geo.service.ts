@@ -25,6 +25,7 @@ import { encodeNearby } from "./geo/nearby-json";
 import { chooseResolution } from "./geo/point-index";
 import { GeoReadModel, MAP_RESOLUTIONS, toCandidate, toRow, type GeoEntry, type MapCell, type MapRes, type NearbyCandidate } from "./geo/read-model";
 import { BUSINESS_METRICS, meter, type Series } from "../lib/business-metrics";
+import { dependsOn } from "../lib/wait-for-services";
 
 /** Buffers a change that arrived before the snapshot: only the newest version of each counts. */
 function keepNewest<T extends { version: number }>(pending: Map<string, T>, id: string, item: T): void {
@@ -87,7 +88,7 @@ export function createGeoService(_config: Config): ServiceSchema<Settings, Metho
 	return {
 		name: "geo",
 		settings: { rest: "" },
-		dependencies: ["merchants"],
+		mixins: [dependsOn(["merchants"])],
 
 		actions: {
 			nearby: {

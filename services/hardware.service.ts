@@ -26,6 +26,7 @@ import { startEmbeddedBroker, type DenialReason, type EmbeddedBroker } from "./h
 import { BUSINESS_METRICS, meters, type Meter } from "../lib/business-metrics";
 import { authenticateMqtt, authorizeMqtt, type AccessDeps, type MqttIdentity } from "./hardware/mqtt-access";
 import { kickEmqxClient } from "./hardware/emqx-admin";
+import { dependsOn } from "../lib/wait-for-services";
 
 /** A report to a node that does not answer must not hold up the cabinet's next messages for long. */
 const REPORT_TIMEOUT_MS = 2000;
@@ -77,7 +78,7 @@ export function createHardwareService(config: Config): ServiceSchema<Settings, M
 	};
 	return {
 		name: "hardware",
-		dependencies: ["merchants"],
+		mixins: [dependsOn(["merchants"])],
 
 		actions: {
 			/** EMQX HTTP authentication hook: {clientid, username, password} → {result, is_superuser}. */

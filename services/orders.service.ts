@@ -38,6 +38,7 @@ import {
 } from "./orders/order-machine";
 import { countOpenOrders, OPEN_STATUSES, watchStatusWrites } from "./orders/status-metrics";
 import { BUSINESS_METRICS, meter } from "../lib/business-metrics";
+import { waitForServicesWhileRunning } from "../lib/wait-for-services";
 
 export const OrderEntity: EntityDefinition = {
 	collection: "orders",
@@ -508,8 +509,7 @@ export function createOrdersService(config: Config, opts: { dataDir?: string | n
 		async started(this: This) {
 			// Catch up once the door actors answer (they may start after this service), then now and then
 			// for orders in a passing state (depositing, picking up) that did not move for a while.
-			void this.broker
-				.waitForServices(["doors"], 60_000)
+			void waitForServicesWhileRunning(this.broker, ["doors"], 60_000)
 				.then(() => this.catchUp())
 				.then(n => n && this.logger.info(`Checked ${n} order(s) against their doors`))
 				// A node stopped meanwhile (a failed start, say) has nothing to catch up: no warning then.

@@ -132,9 +132,11 @@ export async function startEmbeddedBroker(opts: {
 		});
 	});
 	await new Promise<void>((resolve, reject) => {
-		server.once("error", reject);
+		// A port taken: aedes' own timers (heartbeat, stats) would keep the process alive.
+		const fail = (err: Error) => aedes.close(() => reject(err));
+		server.once("error", fail);
 		server.listen(opts.port, opts.host ?? "0.0.0.0", () => {
-			server.off("error", reject);
+			server.off("error", fail);
 			resolve();
 		});
 	});
