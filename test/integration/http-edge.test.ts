@@ -9,7 +9,7 @@
  * the process must still answer afterwards.
  */
 import zlib from "node:zlib";
-import { ADMIN, newPhone, startTestPlatform, type TestPlatform } from "../support/platform";
+import { ADMIN, newPhone, startTestPlatform, until, type TestPlatform } from "../support/platform";
 import { registerCabinet } from "../support/catalog";
 
 jest.setTimeout(120_000);
@@ -199,6 +199,10 @@ beforeAll(async () => {
 	tokens.user = (await p.api("POST", "/api/v1/auth/register", { phone: newPhone(), password: "edge-user-pass-1" })).body.accessToken;
 	tokens.admin = (await p.api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: ADMIN.password })).body.accessToken;
 	operations = readOperations((await p.api("GET", "/api/openapi.json")).body);
+	// The alerts service takes its dispatcher lease (a document beside the robots) on its first tick:
+	// a write of its own, not one a probe caused, so it must be there before the counts are taken.
+	const alerts = p.node.broker.getLocalService("alerts") as unknown as { repos: { robots: { count(q: object): Promise<number> } } };
+	await until("the alerts dispatcher's lease", async () => (await alerts.repos.robots.count({ _id: "$dispatcher" })) > 0);
 });
 afterAll(() => p.stop());
 
