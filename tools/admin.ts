@@ -1,7 +1,7 @@
 /**
  * Account chores for whoever runs the platform:
  *
- *   npm run admin -- reset-password [--username admin] [--password …]
+ *   npm run admin -- reset-password [--username admin] [--password-stdin | --password …]
  *
  * Where it acts:
  * - `TRANSPORTER` set: through the mesh. It joins as a node and asks the
@@ -20,7 +20,7 @@ import { loadConfigOrExit, type Config } from "../config";
 import { createBrokerOptions } from "../moleculer.config";
 import { createAdapter, ensureMongoose, mongooseModelOf, nedbFilename, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
-import { describeHolder, holdDataDir, liveHolder, lockFileOf } from "../lib/data-dir-lock";
+import { heldDataDirText, holdDataDir, liveHolder } from "../lib/data-dir-lock";
 import { SessionEntity, UserEntity, type ResetPasswordParams, type ResetPasswordResult } from "../services/users.service";
 import { DEFAULT_ADMIN_USERNAME, passwordBox, resetPassword, type AccountRepos } from "../services/users/admin-account";
 import { parseFlags, runTool, UsageError } from "./bench/cli";
@@ -28,9 +28,12 @@ import { parseFlags, runTool, UsageError } from "./bench/cli";
 export const usage = `npm run admin -- <command> [options]
 
 commands:
-  reset-password [--username NAME] [--password PASSWORD]
+  reset-password [--username NAME] [--password-stdin | --password PASSWORD]
       A new password for a staff account (default user name: ${DEFAULT_ADMIN_USERNAME}), random unless
-      --password is given (then printed once), and every session of the account signed out.
+      one is given, and every session of the account signed out. A random one is printed once.
+      --password-stdin   read it from the first line of standard input, e.g.
+                         printf '%s\n' "$NEW_PASSWORD" | npm run admin -- reset-password --password-stdin
+      --password         on the command line, where other users of the machine can see it (ps)
 
 Where it acts:
   TRANSPORTER set   through the mesh: the users service changes it and every gateway refuses the
@@ -46,6 +49,23 @@ export interface AdminToolOptions {
 	/** Test seam: broker options for the mesh node (e.g. the Fake transporter). */
 	brokerOverrides?: Partial<BrokerOptions>;
 	out?: Out;
+	/** Where --password-stdin reads (process.stdin by default). */
+	stdin?: NodeJS.ReadableStream;
+}
+
+/** The longest password line read from standard input (the users service bounds passwords far below). */
+const MAX_STDIN_BYTES = 4096;
+
+/** The first line of a stream, without its line ending; at most MAX_STDIN_BYTES. */
+export async function readFirstLine(stream: NodeJS.ReadableStream): Promise<string> {
+	let text = "";
+	for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+		text += typeof chunk === "string" ? chunk : chunk.toString("utf8");
+		const end = text.search(/\r?\n/);
+		if (end >= 0) return text.slice(0, end);
+		if (Buffer.byteLength(text) > MAX_STDIN_BYTES) throw new UsageError(`--password-stdin: the first line is over ${MAX_STDIN_BYTES} bytes`);
+	}
+	return text;
 }
 
 /** Runs one command; answers the exit code (2 = bad invocation, 1 = refused or failed). */
@@ -61,10 +81,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
 		out.log(`usage: ${usage}`);
 		return 0;
 	}
-	const flags = parseFlags(rest, { username: { type: "string" }, password: { type: "string" } });
+	const flags = parseFlags(rest, { username: { type: "string" }, password: { type: "string" }, "password-stdin": { type: "boolean" } });
 	const username = (flags.username ?? DEFAULT_ADMIN_USERNAME).trim().toLowerCase();
 	if (!username) throw new UsageError("--username needs a name");
-	const params: ResetPasswordParams = { username, ...(flags.password !== undefined ? { password: flags.password } : {}) };
+	if (flags["password-stdin"] && flags.password !== undefined) throw new UsageError("give --password or --password-stdin, not both");
+	const password = flags["password-stdin"] ? await readFirstLine(opts.stdin ?? process.stdin) : flags.password;
+	if (flags["password-stdin"] && !password) throw new UsageError("--password-stdin: standard input held no password");
+	const params: ResetPasswordParams = { username, ...(password !== undefined ? { password } : {}) };
 
 	if (env.TRANSPORTER?.trim()) return resetThroughMesh(env, params, out, opts.brokerOverrides);
 	return resetInStore(loadConfigOrExit(env), params, out);
@@ -109,11 +132,7 @@ async function resetInStore(config: Config, params: ResetPasswordParams, out: Ou
 	if (!config.mongoUri) {
 		const holder = liveHolder(config.dataDir);
 		if (holder) {
-			out.error(
-				`A platform is using DATA_DIR ${config.dataDir} (${describeHolder(holder)}), and two processes must not write its NeDB files.\n` +
-				`Stop it (Ctrl-C) and run this again, or run the platform with TRANSPORTER set so this goes through the mesh.\n` +
-				`If no such process runs any more (another host, a reused pid), delete ${lockFileOf(config.dataDir)}.`,
-			);
+			out.error(heldDataDirText(config.dataDir, holder, "run the platform with TRANSPORTER set so this goes through the mesh"));
 			return 1;
 		}
 		// A wrong DATA_DIR would otherwise get an empty store of its own.
