@@ -114,3 +114,15 @@ function removeIfMine(file: string): void {
 export function describeHolder(h: DataDirHolder): string {
 	return `${h.what} pid ${h.pid} on ${h.host}, since ${h.since}`;
 }
+
+/**
+ * Why a tool will not write the NeDB files of `dataDir` while `holder` uses them, and what to do;
+ * `alternative` names another way to do the job, if the tool has one.
+ */
+export function heldDataDirText(dataDir: string, holder: DataDirHolder, alternative?: string): string {
+	return (
+		`A platform is using DATA_DIR ${dataDir} (${describeHolder(holder)}), and two processes must not write its NeDB files.\n` +
+		`Stop it (Ctrl-C) and run this again${alternative ? `, or ${alternative}` : ""}.\n` +
+		`If no such process runs any more (another host, a reused pid), delete ${lockFileOf(dataDir)}.`
+	);
+}

@@ -18,6 +18,7 @@ import { loadConfigOrExit, type Config } from "../config";
 import { createAdapter, mongooseModelOf, nedbFilename, type EntityDefinition } from "../mixins/db.mixin";
 import { Repository } from "../mixins/repository";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../lib/private-files";
+import { heldDataDirText, holdDataDir, liveHolder } from "../lib/data-dir-lock";
 import { CATALOG_ENTITIES } from "../services/merchants/model";
 import type { CatalogRepos } from "../services/merchants/demo-fleet";
 import { credentialLine, DEFAULT_SEED, generateFleetChunks, HOT_CITIES, MAX_DOORS_PER_CABINET } from "../services/merchants/fleet-generator";
@@ -190,6 +191,24 @@ export async function main(argv: string[]): Promise<number> {
 	const credentialsFile = path.resolve(args.credentials ?? path.join(config.dataDir, "cabinet-credentials.jsonl"));
 	const t0 = Date.now();
 
+	let lock: ReturnType<typeof holdDataDir> | undefined;
+	if (!config.mongoUri) {
+		const holder = liveHolder(config.dataDir);
+		if (holder) {
+			console.error(heldDataDirText(config.dataDir, holder));
+			return 1;
+		}
+		fs.mkdirSync(config.dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+		lock = holdDataDir(config.dataDir, "seed tool"); // a platform started meanwhile warns that it shares the files
+	}
+	try {
+		return await seed(args, config, credentialsFile, t0);
+	} finally {
+		lock?.release();
+	}
+}
+
+async function seed(args: SeedArgs, config: Config, credentialsFile: string, t0: number): Promise<number> {
 	// The adapters only keep the broker; it is never started.
 	const broker = new ServiceBroker({ logger: false });
 	const repos = openRepos(config, broker);

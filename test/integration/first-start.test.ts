@@ -2,10 +2,12 @@
  * A newcomer's first start: the admin account, what the log says, and the
  * admin tool (npm run admin -- reset-password).
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { Readable } from "node:stream";
 import util from "node:util";
 import { loadConfig } from "../../config";
 import { startNode } from "../../server";
@@ -216,8 +218,66 @@ describe("npm run admin -- reset-password", () => {
 
 			expect((await api("GET", "/api/v1/me", undefined, { token: before.body.accessToken })).body).toMatchObject({ type: "SESSION_REVOKED" });
 			expect((await api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: "mesh-new-pass-77" })).status).toBe(200);
+
+			// Out of sight of ps: the first line of standard input.
+			const meshEnv = { NODE_ENV: "test", TRANSPORTER: "nats://127.0.0.1:1" };
+			const viaStdin = toolOutput();
+			const stdin = Readable.from(["stdin-new-pass-88\r\n", "ignored second line\n"]);
+			expect(await adminTool(["reset-password", "--password-stdin"], meshEnv, { out: viaStdin.io, stdin, brokerOverrides: { transporter: "Fake" } })).toBe(0);
+			expect(viaStdin.out.join("\n")).not.toContain("stdin-new-pass-88");
+			expect((await api("POST", "/api/v1/auth/login", { login: ADMIN.username, password: "stdin-new-pass-88" })).status).toBe(200);
+			await expect(adminTool(["reset-password", "--password-stdin"], meshEnv, { stdin: Readable.from([""]) })).rejects.toThrow("standard input held no password");
+			await expect(adminTool(["reset-password", "--password-stdin", "--password", "x-y-z-1234"], meshEnv)).rejects.toThrow("not both");
 		} finally {
 			await node.stop();
+		}
+	});
+});
+
+describe("npm run seed", () => {
+	/** The seed tool as `npm run seed` runs it: its own process, configured by the environment. */
+	function runSeed(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+		return new Promise((resolve, reject) => {
+			const child = spawn(process.execPath, ["--import", "tsx", "tools/seed.ts", ...args], {
+				cwd: path.resolve(__dirname, "../.."),
+				env: { ...process.env, NODE_ENV: "test", ...env },
+				stdio: ["ignore", "pipe", "pipe"],
+			});
+			let out = "";
+			child.stdout.on("data", d => (out += d));
+			child.stderr.on("data", d => (out += d));
+			child.once("error", reject);
+			child.once("exit", code => resolve({ code, out }));
+		});
+	}
+
+	it("refuses while a platform holds DATA_DIR; afterwards seeds it, and the platform serves the fleet", async () => {
+		const dataDir = tmpDir();
+		const env = { DATA_DIR: dataDir, DEMO_SEED: "false" };
+		let p: TestPlatform | undefined = await startTestPlatform({}, { dataDir });
+		try {
+			const refused = await runSeed(["--points", "40", "--cities", "1"], env);
+			expect(refused.code).toBe(1);
+			expect(refused.out).toMatch(/A platform is using DATA_DIR .*pid \d+/);
+			expect(fs.existsSync(path.join(dataDir, "cabinet-credentials.jsonl"))).toBe(false);
+		} finally {
+			await p.stop();
+			p = undefined;
+		}
+
+		const seeded = await runSeed(["--points", "40", "--cities", "1"], env);
+		expect(seeded.code).toBe(0);
+		expect(fs.existsSync(path.join(dataDir, "platform.lock"))).toBe(false); // the seed tool's mark is gone with it
+		const credentials = fs.readFileSync(path.join(dataDir, "cabinet-credentials.jsonl"), "utf8").trim().split("\n").length;
+
+		p = await startTestPlatform({}, { dataDir });
+		try {
+			type Count = { count(q: object): Promise<number> };
+			const catalog = (p.node.broker.getLocalService("merchants") as unknown as { repos: { points: Count; cabinets: Count } }).repos;
+			expect(await catalog.points.count({})).toBe(40);
+			expect(await catalog.cabinets.count({})).toBe(credentials); // a line of credentials per cabinet
+		} finally {
+			await p.stop();
 		}
 	});
 });
