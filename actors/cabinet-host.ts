@@ -162,6 +162,13 @@ export class CabinetHost {
 		try {
 			const cat = await deps.catalog(cabinetId);
 			const host = new CabinetHost(cabinetId, lease.epoch, cat, deps);
+			// Handed over in order: the cabinet was heard lately, so it may be commanded before it is heard
+			// here (its reports may still go to the previous owner for a moment: the mesh learns of a node
+			// one node at a time). It goes offline here too if nothing comes within the same silence window.
+			if (lease.heardForMs) {
+				host.lastSeenAt = deps.now() - (host.silenceMs - Math.min(lease.heardForMs, host.silenceMs));
+				host.setOnline(true, "handed over by its previous owner");
+			}
 			await host.ensureLoaded();
 			// A new owner knows nothing of the link yet: ask for a full state (it also carries the
 			// new epoch to the cabinet, which from then on refuses the previous owner's commands).
@@ -387,7 +394,7 @@ export class CabinetHost {
 				return false;
 			}
 		}
-		if (this.online && now - this.lastSeenAt > 3 * settings.heartbeatSec * 1000) this.setOnline(false, "silence");
+		if (this.online && now - this.lastSeenAt > this.silenceMs) this.setOnline(false, "silence");
 		for (const slot of this.slots.values()) {
 			const due = nextDue(slot.record, settings.openTooLongMs);
 			if (due !== null && due <= now) {
@@ -422,7 +429,14 @@ export class CabinetHost {
 		await this.mailbox.drain();
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
 		this.fenced = true;
-		await this.deps.store.release(this.id, this.deps.owner, this.epoch).catch(() => undefined);
+		// What was heard of the cabinet goes with it, for the rest of its silence window.
+		const heardForMs = this.online ? this.silenceMs - (this.deps.now() - this.lastSeenAt) : 0;
+		await this.deps.store.release(this.id, this.deps.owner, this.epoch, heardForMs).catch(() => undefined);
+	}
+
+	/** Silent this long, the cabinet counts as offline (three heartbeats, PROTOCOL.md). */
+	private get silenceMs(): number {
+		return 3 * this.deps.settings.heartbeatSec * 1000;
 	}
 
 	/** The catalog changed (doors added, secret rotated). */

@@ -28,7 +28,12 @@ import type { Repository } from "../mixins/repository";
 import type { DoorRecord } from "./door-machine";
 import { KeyedQueue } from "../lib/key-queue";
 
-export type LeaseAnswer = { epoch: number } | { heldBy: string; expiresInMs: number };
+/**
+ * A new lease, and, when the previous owner let go in an orderly way, how much longer the cabinet
+ * counts as online by what that owner last heard from it (`heardForMs`, the rest of its silence
+ * window): the next owner does not have to hear the cabinet again before it may command it.
+ */
+export type LeaseAnswer = { epoch: number; heardForMs?: number } | { heldBy: string; expiresInMs: number };
 
 /**
  * A door that cannot be given to a new order right now, as read models need
@@ -57,7 +62,8 @@ export interface DoorStore {
 	acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer>;
 	/** Extends a held lease; false = lost (expired or taken over). */
 	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
-	release(cabinetId: string, owner: string, epoch: number): Promise<void>;
+	/** Lets go of a held lease; `heardForMs` > 0 passes the link on to the next owner (LeaseAnswer) for that long. */
+	release(cabinetId: string, owner: string, epoch: number, heardForMs?: number): Promise<void>;
 	/** A new, higher epoch for a lease still held at `epoch` (the cabinet has seen a higher one); null = not held. */
 	bump(cabinetId: string, owner: string, epoch: number): Promise<number | null>;
 	load(cabinetId: string): Promise<DoorRecord[]>;
@@ -97,7 +103,9 @@ if cur then
 end
 local epoch = string.format('%d', nextEpoch(KEYS[2]))
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch, 'PX', ARGV[2])
-return {1, epoch}`;
+local heard = redis.call('PTTL', KEYS[3])
+redis.call('DEL', KEYS[3])
+return {1, epoch, heard}`;
 
 /** KEYS: lease, epoch. ARGV: owner|epoch, owner. */
 const BUMP = `${NEXT_EPOCH}
@@ -110,9 +118,11 @@ const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
+/** KEYS: lease, link. ARGV: owner|epoch, heardForMs (0 = nothing to pass on). */
 const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+return redis.call('DEL', KEYS[1])`;
 
 /** KEYS: lease, doors hash, timers zset, taken hash. ARGV: owner|epoch, cabinetId, then per record: no, json, due (or ''), doorId, taken json (or ''). */
 const SAVE = `
@@ -132,10 +142,10 @@ if nextDue == nil then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZAD
 return 1`;
 
 type Scripted = Redis & {
-	doorLeaseAcquire(lease: string, epoch: string, owner: string, ttl: number): Promise<[number, string, number?]>;
+	doorLeaseAcquire(lease: string, epoch: string, link: string, owner: string, ttl: number): Promise<[number, string, number?]>;
 	doorLeaseBump(lease: string, epoch: string, token: string, owner: string): Promise<number | string>;
 	doorLeaseRenew(lease: string, token: string, ttl: number): Promise<number>;
-	doorLeaseRelease(lease: string, token: string): Promise<number>;
+	doorLeaseRelease(lease: string, link: string, token: string, heardForMs: number): Promise<number>;
 	doorSave(lease: string, doors: string, timers: string, taken: string, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -160,9 +170,9 @@ export class RedisDoorStore implements DoorStore {
 	constructor(redis: Redis, private readonly prefix = "lk:") {
 		// Scripts by SHA (EVALSHA): the body is sent once, not with every write.
 		if (!("doorSave" in redis)) {
-			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 2, lua: ACQUIRE });
+			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 3, lua: ACQUIRE });
 			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 1, lua: RENEW });
-			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 1, lua: RELEASE });
+			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 2, lua: RELEASE });
 			redis.defineCommand("doorLeaseBump", { numberOfKeys: 2, lua: BUMP });
 			redis.defineCommand("doorSave", { numberOfKeys: 4, lua: SAVE });
 		}
@@ -171,21 +181,24 @@ export class RedisDoorStore implements DoorStore {
 
 	private lease = (c: string) => `${this.prefix}lease:{${c}}`;
 	private epochKey = (c: string) => `${this.prefix}epoch:{${c}}`;
+	private linkKey = (c: string) => `${this.prefix}link:{${c}}`;
 	private doorsKey = (c: string) => `${this.prefix}doors:{${c}}`;
 	private timersKey = () => `${this.prefix}door-timers`;
 	private takenKey = () => `${this.prefix}doors-taken`;
 
 	async acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer> {
-		const [got, value, pttl] = await this.guard(() => this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), owner, ttlMs));
-		return got === 1 ? { epoch: Number(value) } : { heldBy: value, expiresInMs: Math.max(0, Number(pttl ?? ttlMs)) };
+		const [got, value, pttl] = await this.guard(() => this.redis.doorLeaseAcquire(this.lease(cabinetId), this.epochKey(cabinetId), this.linkKey(cabinetId), owner, ttlMs));
+		if (got !== 1) return { heldBy: value, expiresInMs: Math.max(0, Number(pttl ?? ttlMs)) };
+		// PTTL: -2 when no owner passed the link on (or it ran out), else the time left.
+		return Number(pttl) > 0 ? { epoch: Number(value), heardForMs: Number(pttl) } : { epoch: Number(value) };
 	}
 
 	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
 		return (await this.guard(() => this.redis.doorLeaseRenew(this.lease(cabinetId), `${owner}|${epoch}`, ttlMs))) === 1;
 	}
 
-	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
-		await this.guard(() => this.redis.doorLeaseRelease(this.lease(cabinetId), `${owner}|${epoch}`));
+	async release(cabinetId: string, owner: string, epoch: number, heardForMs = 0): Promise<void> {
+		await this.guard(() => this.redis.doorLeaseRelease(this.lease(cabinetId), this.linkKey(cabinetId), `${owner}|${epoch}`, Math.max(0, Math.floor(heardForMs))));
 	}
 
 	async bump(cabinetId: string, owner: string, epoch: number): Promise<number | null> {
@@ -250,6 +263,8 @@ export const DOOR_STATE_ENTITY: EntityDefinition = {
 
 export class LocalDoorStore implements DoorStore {
 	private readonly leases = new Map<string, { owner: string; epoch: number; until: number }>();
+	/** Links passed on at release: until when the cabinet counts as heard (one node: one clock). */
+	private readonly heardUntil = new Map<string, number>();
 	/** One write at a time per cabinet, in order (a cabinet's writes come from one actor host anyway). */
 	private readonly writing = new KeyedQueue();
 
@@ -264,7 +279,9 @@ export class LocalDoorStore implements DoorStore {
 		}
 		const epoch = await this.nextEpoch(cabinetId);
 		this.leases.set(cabinetId, { owner, epoch, until: this.now() + ttlMs });
-		return { epoch };
+		const heardForMs = (this.heardUntil.get(cabinetId) ?? 0) - this.now();
+		this.heardUntil.delete(cabinetId);
+		return heardForMs > 0 ? { epoch, heardForMs } : { epoch };
 	}
 
 	async bump(cabinetId: string, owner: string, epoch: number): Promise<number | null> {
@@ -288,9 +305,11 @@ export class LocalDoorStore implements DoorStore {
 		return true;
 	}
 
-	async release(cabinetId: string, owner: string, epoch: number): Promise<void> {
+	async release(cabinetId: string, owner: string, epoch: number, heardForMs = 0): Promise<void> {
 		const held = this.leases.get(cabinetId);
-		if (held && held.owner === owner && held.epoch === epoch) this.leases.delete(cabinetId);
+		if (!held || held.owner !== owner || held.epoch !== epoch) return;
+		this.leases.delete(cabinetId);
+		if (heardForMs > 0) this.heardUntil.set(cabinetId, this.now() + heardForMs);
 	}
 
 	async load(cabinetId: string): Promise<DoorRecord[]> {

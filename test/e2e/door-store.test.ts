@@ -51,6 +51,22 @@ describe("Redis door store: leases and fenced writes", () => {
 		expect(held.expiresInMs).toBeLessThanOrEqual(5_000);
 	});
 
+	it("passes what the previous owner heard to the next one at an orderly release, once, and never from a stale owner", async () => {
+		const c = "cab_fence5";
+		const a = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number; heardForMs?: number };
+		expect(a.heardForMs).toBeUndefined(); // nobody passed anything on
+		await store.release(c, "node-z#1", 1, 5_000); // not the holder: changes nothing
+		await store.release(c, "node-a#1", a.epoch, 5_000);
+		const b = (await store.acquire(c, "node-b#1", 60_000)) as { epoch: number; heardForMs?: number };
+		expect(b.heardForMs).toBeGreaterThan(4_000);
+		expect(b.heardForMs).toBeLessThanOrEqual(5_000);
+		await redis.del(`${prefix}lease:{${c}}`); // B dies: its lease runs out
+		const d = (await store.acquire(c, "node-d#1", 60_000)) as { epoch: number };
+		expect(d).not.toHaveProperty("heardForMs"); // taken by B already
+		await store.release(c, "node-d#1", d.epoch); // a silent cabinet: nothing to pass on
+		expect(await store.acquire(c, "node-e#1", 60_000)).not.toHaveProperty("heardForMs");
+	});
+
 	it("keeps epochs growing when the store forgets everything, and moves a lease past a refused epoch once", async () => {
 		const c = "cab_fence4";
 		const first = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number };
