@@ -62,6 +62,8 @@ const ORDERS_TIMEOUT_MS = 3000;
 const CATALOG_TIMEOUT_MS = 2000;
 /** Warnings about one cabinet (lost leases, moved epochs): one line per minute at most. */
 const WARNINGS = { intervalMs: 60_000, maxKeys: 10_000 };
+/** How long a starting node waits for its MQTT link before it joins the mesh anyway. */
+const FIRST_MQTT_CONNECT_MS = 10_000;
 
 interface Settings extends ServiceSettingSchema {}
 
@@ -579,6 +581,16 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				linked = true;
 			});
 			this.mqtt.on("error", err => this.logger.warn(`MQTT (doors): ${err.message}`));
+			// Joining the mesh without a link would draw cabinets here (placement) that this node cannot
+			// command, and lose the query each new owner sends: wait for the first connection, bounded.
+			const connected = await new Promise<boolean>(resolve => {
+				const timer = setTimeout(() => resolve(false), FIRST_MQTT_CONNECT_MS);
+				this.mqtt!.once("connect", () => {
+					clearTimeout(timer);
+					resolve(true);
+				});
+			});
+			if (!connected) this.logger.warn(`MQTT (doors): not connected after ${FIRST_MQTT_CONNECT_MS / 1000} s; starting anyway, commands fail with 503 until it is`);
 			this.nextSlice = 0;
 			this.timer = setInterval(() => {
 				if (this.ticking) return; // a slow round (Redis slow, say) delays the next slice rather than piling up
