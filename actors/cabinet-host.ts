@@ -162,9 +162,10 @@ export class CabinetHost {
 		try {
 			const cat = await deps.catalog(cabinetId);
 			const host = new CabinetHost(cabinetId, lease.epoch, cat, deps);
-			// Handed over in order: the cabinet was heard lately, so it may be commanded before it is heard
-			// here (its reports may still go to the previous owner for a moment: the mesh learns of a node
-			// one node at a time). It goes offline here too if nothing comes within the same silence window.
+			// The previous owner heard the cabinet lately (as it renewed or released the lease), so it may be
+			// commanded before it is heard here: after a hand-over its reports may still go to the previous
+			// owner for a moment (the mesh learns of a node one node at a time), and after a failover they
+			// come only at its next heartbeat. Offline here too if nothing comes within the same window.
 			if (lease.heardForMs) {
 				host.lastSeenAt = deps.now() - (host.silenceMs - Math.min(lease.heardForMs, host.silenceMs));
 				host.setOnline(true, "handed over by its previous owner");
@@ -389,7 +390,7 @@ export class CabinetHost {
 		const { settings } = this.deps;
 		if (now - this.lastRenew >= settings.leaseTtlMs / 3) {
 			this.lastRenew = now;
-			if (!(await this.deps.store.renew(this.id, this.deps.owner, this.epoch, settings.leaseTtlMs)) && !(await this.retake())) {
+			if (!(await this.deps.store.renew(this.id, this.deps.owner, this.epoch, settings.leaseTtlMs, this.heardForMs())) && !(await this.retake())) {
 				this.loseLease("the lease expired or was taken over");
 				return false;
 			}
@@ -429,9 +430,12 @@ export class CabinetHost {
 		await this.mailbox.drain();
 		if (this.dirty.size) await this.flushDirty().catch(() => undefined);
 		this.fenced = true;
-		// What was heard of the cabinet goes with it, for the rest of its silence window.
-		const heardForMs = this.online ? this.silenceMs - (this.deps.now() - this.lastSeenAt) : 0;
-		await this.deps.store.release(this.id, this.deps.owner, this.epoch, heardForMs).catch(() => undefined);
+		await this.deps.store.release(this.id, this.deps.owner, this.epoch, this.heardForMs()).catch(() => undefined);
+	}
+
+	/** What was heard of the cabinet, kept with the lease for the next owner: the rest of its silence window, or 0. */
+	private heardForMs(): number {
+		return this.online ? this.silenceMs - (this.deps.now() - this.lastSeenAt) : 0;
 	}
 
 	/** Silent this long, the cabinet counts as offline (three heartbeats, PROTOCOL.md). */

@@ -29,9 +29,9 @@ import type { DoorRecord } from "./door-machine";
 import { KeyedQueue } from "../lib/key-queue";
 
 /**
- * A new lease, and, when the previous owner let go in an orderly way, how much longer the cabinet
- * counts as online by what that owner last heard from it (`heardForMs`, the rest of its silence
- * window): the next owner does not have to hear the cabinet again before it may command it.
+ * A new lease, and how much longer the cabinet counts as online by what the previous owner last
+ * heard from it (`heardForMs`, the rest of its silence window, as that owner last renewed or
+ * released the lease): the next owner does not have to hear the cabinet before it may command it.
  */
 export type LeaseAnswer = { epoch: number; heardForMs?: number } | { heldBy: string; expiresInMs: number };
 
@@ -60,9 +60,11 @@ export interface SaveItem {
 export interface DoorStore {
 	/** Takes the cabinet's lease (a new epoch), or keeps it if this owner holds it already. */
 	acquire(cabinetId: string, owner: string, ttlMs: number): Promise<LeaseAnswer>;
-	/** Extends a held lease; false = lost (expired or taken over). */
-	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
-	/** Lets go of a held lease; `heardForMs` > 0 passes the link on to the next owner (LeaseAnswer) for that long. */
+	/**
+	 * Extends a held lease; false = lost (expired or taken over). Renewals and the release also keep
+	 * `heardForMs` for the next owner (LeaseAnswer): > 0 while the cabinet is heard, else nothing.
+	 */
+	renew(cabinetId: string, owner: string, epoch: number, ttlMs: number, heardForMs?: number): Promise<boolean>;
 	release(cabinetId: string, owner: string, epoch: number, heardForMs?: number): Promise<void>;
 	/** A new, higher epoch for a lease still held at `epoch` (the cabinet has seen a higher one); null = not held. */
 	bump(cabinetId: string, owner: string, epoch: number): Promise<number | null>;
@@ -114,14 +116,22 @@ local epoch = string.format('%d', nextEpoch(KEYS[2]))
 redis.call('SET', KEYS[1], ARGV[2] .. '|' .. epoch, 'KEEPTTL')
 return epoch`;
 
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
+/** What is heard of the link, for the next owner: KEYS[2] lives as long as the cabinet counts as online. */
+const KEEP_HEARD = `
+local function keepHeard(key, ms)
+  if tonumber(ms) > 0 then redis.call('SET', key, '1', 'PX', ms) else redis.call('DEL', key) end
+end`;
 
-/** KEYS: lease, link. ARGV: owner|epoch, heardForMs (0 = nothing to pass on). */
-const RELEASE = `
+/** KEYS: lease, link. ARGV: owner|epoch, ttl, heardForMs. */
+const RENEW = `${KEEP_HEARD}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+keepHeard(KEYS[2], ARGV[3])
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
+
+/** KEYS: lease, link. ARGV: owner|epoch, heardForMs. */
+const RELEASE = `${KEEP_HEARD}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+keepHeard(KEYS[2], ARGV[2])
 return redis.call('DEL', KEYS[1])`;
 
 /** KEYS: lease, doors hash, timers zset, taken hash. ARGV: owner|epoch, cabinetId, then per record: no, json, due (or ''), doorId, taken json (or ''). */
@@ -144,10 +154,13 @@ return 1`;
 type Scripted = Redis & {
 	doorLeaseAcquire(lease: string, epoch: string, link: string, owner: string, ttl: number): Promise<[number, string, number?]>;
 	doorLeaseBump(lease: string, epoch: string, token: string, owner: string): Promise<number | string>;
-	doorLeaseRenew(lease: string, token: string, ttl: number): Promise<number>;
+	doorLeaseRenew(lease: string, link: string, token: string, ttl: number, heardForMs: number): Promise<number>;
 	doorLeaseRelease(lease: string, link: string, token: string, heardForMs: number): Promise<number>;
 	doorSave(lease: string, doors: string, timers: string, taken: string, ...args: (string | number)[]): Promise<number>;
 };
+
+/** A duration for PX: whole milliseconds, 0 for none. */
+const wholeMs = (ms: number) => Math.max(0, Math.floor(ms));
 
 /** After a failed Redis command the store fails at once for this long (no queue of calls each waiting out the timeout). */
 const BACK_OFF_MS = 1000;
@@ -171,7 +184,7 @@ export class RedisDoorStore implements DoorStore {
 		// Scripts by SHA (EVALSHA): the body is sent once, not with every write.
 		if (!("doorSave" in redis)) {
 			redis.defineCommand("doorLeaseAcquire", { numberOfKeys: 3, lua: ACQUIRE });
-			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 1, lua: RENEW });
+			redis.defineCommand("doorLeaseRenew", { numberOfKeys: 2, lua: RENEW });
 			redis.defineCommand("doorLeaseRelease", { numberOfKeys: 2, lua: RELEASE });
 			redis.defineCommand("doorLeaseBump", { numberOfKeys: 2, lua: BUMP });
 			redis.defineCommand("doorSave", { numberOfKeys: 4, lua: SAVE });
@@ -193,12 +206,12 @@ export class RedisDoorStore implements DoorStore {
 		return Number(pttl) > 0 ? { epoch: Number(value), heardForMs: Number(pttl) } : { epoch: Number(value) };
 	}
 
-	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
-		return (await this.guard(() => this.redis.doorLeaseRenew(this.lease(cabinetId), `${owner}|${epoch}`, ttlMs))) === 1;
+	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number, heardForMs = 0): Promise<boolean> {
+		return (await this.guard(() => this.redis.doorLeaseRenew(this.lease(cabinetId), this.linkKey(cabinetId), `${owner}|${epoch}`, ttlMs, wholeMs(heardForMs)))) === 1;
 	}
 
 	async release(cabinetId: string, owner: string, epoch: number, heardForMs = 0): Promise<void> {
-		await this.guard(() => this.redis.doorLeaseRelease(this.lease(cabinetId), this.linkKey(cabinetId), `${owner}|${epoch}`, Math.max(0, Math.floor(heardForMs))));
+		await this.guard(() => this.redis.doorLeaseRelease(this.lease(cabinetId), this.linkKey(cabinetId), `${owner}|${epoch}`, wholeMs(heardForMs)));
 	}
 
 	async bump(cabinetId: string, owner: string, epoch: number): Promise<number | null> {
@@ -298,10 +311,11 @@ export class LocalDoorStore implements DoorStore {
 		return epoch;
 	}
 
-	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
+	async renew(cabinetId: string, owner: string, epoch: number, ttlMs: number, heardForMs = 0): Promise<boolean> {
 		const held = this.leases.get(cabinetId);
 		if (!held || held.owner !== owner || held.epoch !== epoch || held.until <= this.now()) return false;
 		held.until = this.now() + ttlMs;
+		this.keepHeard(cabinetId, heardForMs);
 		return true;
 	}
 
@@ -309,7 +323,12 @@ export class LocalDoorStore implements DoorStore {
 		const held = this.leases.get(cabinetId);
 		if (!held || held.owner !== owner || held.epoch !== epoch) return;
 		this.leases.delete(cabinetId);
+		this.keepHeard(cabinetId, heardForMs);
+	}
+
+	private keepHeard(cabinetId: string, heardForMs: number): void {
 		if (heardForMs > 0) this.heardUntil.set(cabinetId, this.now() + heardForMs);
+		else this.heardUntil.delete(cabinetId);
 	}
 
 	async load(cabinetId: string): Promise<DoorRecord[]> {

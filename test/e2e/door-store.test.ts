@@ -67,6 +67,19 @@ describe("Redis door store: leases and fenced writes", () => {
 		expect(await store.acquire(c, "node-e#1", 60_000)).not.toHaveProperty("heardForMs");
 	});
 
+	it("keeps what is heard with each renewal, so a failover passes it on too; an offline cabinet's is dropped", async () => {
+		const c = "cab_fence6";
+		const a = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number };
+		expect(await store.renew(c, "node-a#1", a.epoch, 60_000, 80_000)).toBe(true);
+		await redis.del(`${prefix}lease:{${c}}`); // A dies: its lease runs out
+		const b = (await store.acquire(c, "node-b#1", 60_000)) as { epoch: number; heardForMs?: number };
+		expect(b.heardForMs).toBeGreaterThan(79_000);
+		expect(await store.renew(c, "node-b#1", b.epoch, 60_000, 80_000)).toBe(true);
+		expect(await store.renew(c, "node-b#1", b.epoch, 60_000, 0)).toBe(true); // the cabinet said goodbye
+		await redis.del(`${prefix}lease:{${c}}`);
+		expect(await store.acquire(c, "node-c#1", 60_000)).not.toHaveProperty("heardForMs");
+	});
+
 	it("keeps epochs growing when the store forgets everything, and moves a lease past a refused epoch once", async () => {
 		const c = "cab_fence4";
 		const first = (await store.acquire(c, "node-a#1", 60_000)) as { epoch: number };

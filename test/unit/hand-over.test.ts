@@ -14,7 +14,7 @@ const CABINET = "cab_handover1";
 const SETTINGS = { ...DEFAULT_HOST_SETTINGS, heartbeatSec: 2 };
 const SILENCE_MS = 3 * SETTINGS.heartbeatSec * 1000;
 
-async function fleet() {
+async function fleet(settings = SETTINGS) {
 	let now = 1_000_000;
 	const repo = new Repository<DoorCabinetDoc>(DOOR_STATE_ENTITY, createAdapter(DOOR_STATE_ENTITY, { dataDir: null }), {
 		broker: {} as never, logger: console as never, persistent: false,
@@ -24,7 +24,7 @@ async function fleet() {
 	const sent: { owner: string; cmd: Command }[] = [];
 	const onlineEvents: { owner: string; event: string; reason: unknown }[] = [];
 	const depsOf = (owner: string): HostDeps => ({
-		store, owner, settings: SETTINGS, now: () => now,
+		store, owner, settings, now: () => now,
 		catalog: async () => ({ pointId: "pt_1", merchantId: "mer_1", doors: [{ no: 1, size: "M", disabled: false }], secret: "s" }),
 		send: async (_id, cmd) => void sent.push({ owner, cmd }),
 		emit: (event, payload) => {
@@ -56,8 +56,8 @@ async function fleet() {
 }
 
 /** node a hears a heartbeat, `quietMs` later hands the cabinet over, and node b takes it. */
-async function handedOver(quietMs: number) {
-	const f = await fleet();
+async function handedOver(quietMs: number, settings = SETTINGS) {
+	const f = await fleet(settings);
 	const a = await f.open("node-a#1");
 	await a.report(f.message("heartbeat", { ts: 1 }));
 	f.advance(quietMs);
@@ -91,11 +91,26 @@ it("a cabinet silent for its window is handed over as unknown: the next owner wa
 	expect(f.onlineEvents.filter(e => e.owner === "node-b#1")).toEqual([]);
 });
 
-it("what was heard goes to the next owner only once, and only from an orderly release", async () => {
-	const { f, b } = await handedOver(0);
+it("after a failover the next owner knows what the dead one heard as it last renewed the lease", async () => {
+	// Heartbeats every 30 s (the default): the silence window (90 s) outlasts the lease (10 s).
+	const settings = { ...DEFAULT_HOST_SETTINGS, heartbeatSec: 30 };
+	const f = await fleet(settings);
+	const a = await f.open("node-a#1");
+	await a.report(f.message("heartbeat", { ts: 1 }));
+	f.advance(settings.leaseTtlMs / 3);
+	await a.tick(); // renews, and keeps the rest of the window with the lease
+	f.advance(settings.leaseTtlMs + 1); // node a died: its lease runs out
+	const b = await f.open("node-b#1");
 	expect(b.online).toBe(true);
-	// node b dies (no hand-over); its lease runs out; node c takes the cabinet knowing nothing of the link.
-	f.advance(SETTINGS.leaseTtlMs + 1);
+	expect(f.onlineEvents.filter(e => e.owner === "node-b#1").map(e => e.event)).toEqual(["doors.cabinet.online"]);
+});
+
+it("what was heard is taken once: an owner that dies before it renewed passes nothing on", async () => {
+	const settings = { ...DEFAULT_HOST_SETTINGS, heartbeatSec: 30 }; // a window (90 s) that outlasts the lease
+	const { f, b } = await handedOver(0, settings);
+	expect(b.online).toBe(true);
+	// node b dies before it renewed: node c takes the cabinet knowing nothing of the link.
+	f.advance(settings.leaseTtlMs + 1);
 	const c = await f.open("node-c#1");
 	expect(c.online).toBe(false);
 });
