@@ -13,10 +13,24 @@ import type { CabinetLiveView, CabinetsAnswer, LinksAnswer } from "../domain/doo
 
 export const DOORS_SERVICE = "doors";
 
-/** Available nodes that run the doors service, sorted (the same list everywhere). */
+/**
+ * A node whose heartbeats stopped this many intervals ago is left out of placement. Moleculer
+ * declares it gone only when its check, run every heartbeatTimeout, finds it past that timeout
+ * (8-16 s here); meanwhile live doors nodes handed cabinets over to the dead one (placement still
+ * named it) and callers followed them there. Every node sees the same heartbeats, so they agree.
+ */
+const SILENT_HEARTBEATS = 2.5;
+
+/** Available nodes that run the doors service and were heard lately, sorted (the same list everywhere). */
 export function doorsNodes(broker: ServiceBroker): string[] {
 	const list = broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }) as { name: string; nodeID: string }[];
-	return [...new Set(list.filter(s => s.name === DOORS_SERVICE).map(s => s.nodeID))].sort();
+	const silentAfterSec = (broker.options.heartbeatInterval ?? 10) * SILENT_HEARTBEATS;
+	const now = process.uptime();
+	const heardLately = (nodeID: string) => {
+		const node = broker.registry.nodes.get(nodeID) as { local?: boolean; lastHeartbeatTime?: number } | undefined;
+		return !node || node.local || node.lastHeartbeatTime === undefined || now - node.lastHeartbeatTime <= silentAfterSec;
+	};
+	return [...new Set(list.filter(s => s.name === DOORS_SERVICE && heardLately(s.nodeID)).map(s => s.nodeID))].sort();
 }
 
 /**
