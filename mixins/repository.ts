@@ -133,6 +133,21 @@ export class Repository<T extends { _id: string }> {
 		return Promise.all(docs.map(async d => (await this.plain(d))!));
 	}
 
+	/**
+	 * The ids of every matching document, in id order, without their bodies: for set arithmetic the
+	 * stores do badly (NeDB's `$nin` compares each document with the whole list: quadratic).
+	 */
+	async ids(query: Record<string, unknown> = {}): Promise<string[]> {
+		if (this.adapter.model) {
+			const docs: { _id: unknown }[] = await this.adapter.model.find(query, { _id: 1 }).sort({ _id: 1 }).lean();
+			return docs.map(d => String(d._id));
+		}
+		// NeDB copies every matching document before it projects (1.4 s for 100 000 cabinets); with no
+		// query, its own list of documents (getAllData, no copies) is read instead (20 ms).
+		const docs: { _id: string }[] = Object.keys(query).length ? await this.adapter.db.findAsync(query, { _id: 1 }) : this.adapter.db.getAllData();
+		return docs.map(d => d._id).sort();
+	}
+
 	count(query: Record<string, unknown> = {}): Promise<number> {
 		return this.adapter.count({ query });
 	}

@@ -447,14 +447,19 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						query.pointId = { $in: ids };
 					}
 					const links = await doorLinks(ctx, this.broker);
-					const onlineIds = [...links.links].filter(([, l]) => l.online).map(([id]) => id);
-					if (online === true) query._id = { $in: onlineIds };
-					// Offline = not online on any node asked (cabinets of a node not asked are unknown, listed too).
-					else if (online === false && onlineIds.length) query._id = { $nin: onlineIds };
-					const [docs, total] = await Promise.all([
-						this.repos.cabinets.find({ query, sort: "_id", limit: pageSize, offset: (page - 1) * pageSize }),
-						this.repos.cabinets.count(query),
-					]);
+					const offset = (page - 1) * pageSize;
+					let docs: CabinetDoc[];
+					let total: number;
+					if (online === undefined) {
+						[docs, total] = await Promise.all([this.repos.cabinets.find({ query, sort: "_id", limit: pageSize, offset }), this.repos.cabinets.count(query)]);
+					} else {
+						// Offline = not online on any node asked (cabinets of a node not asked are unknown, listed too).
+						// Filtered here over the ids, not with $in/$nin over every online id: on NeDB that is quadratic.
+						const ids = (await this.repos.cabinets.ids(query)).filter(id => (links.links.get(id)?.online === true) === online);
+						total = ids.length;
+						const pageIds = ids.slice(offset, offset + pageSize);
+						docs = pageIds.length ? await this.repos.cabinets.find({ query: { _id: { $in: pageIds } }, sort: "_id" }) : [];
+					}
 					const points = new Map(
 						(await this.repos.points.find({ query: { _id: { $in: [...new Set(docs.map(c => c.pointId))] } } })).map(p => [p._id, p]),
 					);

@@ -106,6 +106,16 @@ describe.each(variants)("storage contract: %s", (name, db) => {
 		expect(seen).toEqual(all);
 	});
 
+	run("lists the ids of the matching documents in id order, the order of a find sorted by _id", async () => {
+		await repo.clear();
+		for (let i = 0; i < 30; i++) await repo.insert({ name: `i${i}`, n: i % 3 });
+		const sorted = (await repo.find({ query: { n: 1 }, sort: "_id" })).map(t => t._id);
+		expect(sorted).toHaveLength(10);
+		expect(await repo.ids({ n: 1 })).toEqual(sorted);
+		expect(await repo.ids()).toHaveLength(30);
+		expect(await repo.ids({ n: 99 })).toEqual([]);
+	});
+
 	run("enforces unique indexes, and lets many documents lack a sparse unique field", async () => {
 		await repo.clear();
 		await repo.insert({ code: "A1", name: "first", n: 1 });
