@@ -28,14 +28,14 @@ import type { Repository } from "../mixins/repository";
 import { deriveCabinetSecret } from "../domain/cabinet-secrets";
 import { SIZES, type Size } from "../domain/catalog";
 import { notFound, invalid, serviceUnavailable } from "../types/errors";
-import type { CabinetsAnswer, LinksAnswer, OpenParams, ReportAnswer, ReserveAnyParams, ReserveParams } from "../domain/doors";
+import type { CabinetLiveView, CabinetsAnswer, LinksAnswer, OpenParams, ReportAnswer, ReserveAnyParams, ReserveParams } from "../domain/doors";
 import { CabinetHost, DEFAULT_HOST_SETTINGS, notOwner, type CatalogCabinet, type DoorView, type HostDeps, type HostSettings } from "./cabinet-host";
 import { doorsNodes, ownerToken } from "../lib/door-client";
 import { DOOR_STATE_ENTITY, LocalDoorStore, RedisDoorStore, type DoorCabinetDoc, type DoorStore } from "./door-store";
 import { ownerOf } from "../domain/placement";
 import { LogLimiter } from "../lib/log-limiter";
 import { createRedis } from "../lib/redis";
-import { isUnanswered } from "../lib/mesh-errors";
+import { errorType, isUnanswered } from "../lib/mesh-errors";
 import { BUSINESS_METRICS, meters, openResult, type Meter, type Series } from "../lib/business-metrics";
 import { CABINET_PUBLISHES, isCabinetId, parseCabinetMessage, parseDoorId, topicOf, type CabinetTopic, type Command } from "../domain/protocol";
 import { dependsOn } from "../lib/wait-for-services";
@@ -66,6 +66,14 @@ const WARNINGS = { intervalMs: 60_000, maxKeys: 10_000 };
 const FIRST_MQTT_CONNECT_MS = 10_000;
 
 interface Settings extends ServiceSettingSchema {}
+
+/** A held cabinet as doors.cabinet and doors.cabinets answer it. */
+async function liveView(host: CabinetHost): Promise<CabinetLiveView> {
+	return {
+		id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
+		epoch: host.epoch, doors: await host.doors(),
+	};
+}
 
 interface Methods {
 	host(cabinetId: string): Promise<CabinetHost>;
@@ -207,11 +215,7 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				visibility: "public",
 				params: { cabinetId: cabinetIdParam },
 				async handler(this: This, ctx: Context<{ cabinetId: string }>) {
-					const host = await this.hostFor(ctx.params.cabinetId);
-					return {
-						id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
-						epoch: host.epoch, doors: await host.doors(),
-					};
+					return liveView(await this.hostFor(ctx.params.cabinetId));
 				},
 			},
 
@@ -226,15 +230,9 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 				async handler(this: This, ctx: Context<{ cabinetIds: string[] }>): Promise<CabinetsAnswer> {
 					const cabinets = await Promise.all([...new Set(ctx.params.cabinetIds)].map(async (id): Promise<CabinetsAnswer["cabinets"][number]> => {
 						try {
-							const host = await this.hostFor(id);
-							return {
-								id, live: {
-									id: host.id, online: host.online, lastSeenAt: host.lastSeenAt ? new Date(host.lastSeenAt).toISOString() : null,
-									epoch: host.epoch, doors: await host.doors(),
-								},
-							};
+							return { id, live: await liveView(await this.hostFor(id)) };
 						} catch (err: any) {
-							return { id, error: { type: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE", message: String(err?.message ?? err), ...(err?.data?.heldBy ? { heldBy: String(err.data.heldBy) } : {}) } };
+							return { id, error: { type: errorType(err), message: String(err?.message ?? err), ...(err?.data?.heldBy ? { heldBy: String(err.data.heldBy) } : {}) } };
 						}
 					}));
 					return { cabinets };
@@ -498,11 +496,11 @@ export function createDoorsService(config: Config, opts: { dataDir?: string | nu
 			},
 
 			async tickAll(this: This, slice: number) {
-				// Placement may have moved while no node event said so (a cabinet taken here by a report
-				// while its placed owner was unreachable): give such cabinets back, once a round.
-				if (slice === 0) void this.rebalance();
-				// Cabinets no longer commanded here (handed over, lost, passivated) leave the online gauge, once a round.
 				if (slice === 0) {
+					// Once a round. Placement may have moved while no node event said so (a cabinet taken here by
+					// a report while its placed owner was unreachable): give such cabinets back. Cabinets no longer
+					// commanded here (handed over, lost, passivated) leave the online gauge.
+					void this.rebalance();
 					for (const id of this.onlineCabinets) if (!this.hosts.has(id) && !this.handingOver.has(id)) this.onlineCabinets.delete(id);
 					this.metrics.online.set(this.onlineCabinets.size);
 				}

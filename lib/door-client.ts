@@ -7,7 +7,7 @@
  */
 import crypto from "node:crypto";
 import type { Context, ServiceBroker } from "moleculer";
-import { isUnanswered } from "./mesh-errors";
+import { errorType, isUnanswered } from "./mesh-errors";
 import { ownerOf } from "../domain/placement";
 import type { CabinetLiveView, CabinetsAnswer, LinksAnswer } from "../domain/doors";
 
@@ -50,6 +50,12 @@ function isSuspect(nodeID: string): boolean {
 	return false;
 }
 
+/** Where placement puts a cabinet: among `nodes` less the suspects, or among all of them when every one is suspect. */
+function placedNode(cabinetId: string, nodes: string[]): string | undefined {
+	const healthy = nodes.filter(n => !isSuspect(n));
+	return ownerOf(cabinetId, healthy.length ? healthy : nodes);
+}
+
 /** A lease owner token: `{nodeID}#{random id of this process}` (a restarted node is a new owner). */
 export const ownerToken = (nodeID: string) => `${nodeID}#${crypto.randomBytes(6).toString("hex")}`;
 export const nodeOfOwner = (owner: string) => owner.slice(0, owner.lastIndexOf("#"));
@@ -62,11 +68,7 @@ export async function callDoors<T>(
 	cabinetId: string,
 	opts: { timeout?: number; meta?: Record<string, unknown> } = {},
 ): Promise<T> {
-	const place = () => {
-		const nodes = doorsNodes(broker);
-		const healthy = nodes.filter(n => !isSuspect(n));
-		return ownerOf(cabinetId, healthy.length ? healthy : nodes);
-	};
+	const place = () => placedNode(cabinetId, doorsNodes(broker));
 	let target = place();
 	for (let attempt = 0; ; attempt++) {
 		try {
@@ -96,6 +98,15 @@ export async function callDoors<T>(
 
 export type CabinetLive = { live: CabinetLiveView; error?: undefined } | { live?: undefined; error: string };
 
+/** One cabinet's live view through `callDoors` (which follows the lease), or the error type that kept it. */
+export async function cabinetLive(caller: Pick<ServiceBroker, "call"> | Pick<Context, "call">, broker: ServiceBroker, cabinetId: string): Promise<CabinetLive> {
+	try {
+		return { live: await callDoors<CabinetLiveView>(caller, broker, "cabinet", { cabinetId }, cabinetId) };
+	} catch (err) {
+		return { error: errorType(err) };
+	}
+}
+
 /**
  * The live views of many cabinets with one `doors.cabinets` call per owning node (never one
  * call per cabinet). A cabinet another node holds right now (NOT_OWNER), or whose node did not
@@ -109,23 +120,16 @@ export async function cabinetsLive(
 ): Promise<Map<string, CabinetLive>> {
 	const out = new Map<string, CabinetLive>();
 	const nodes = doorsNodes(broker);
-	const healthy = nodes.filter(n => !isSuspect(n));
 	if (!nodes.length) {
 		for (const id of cabinetIds) out.set(id, { error: "SERVICE_NOT_FOUND" });
 		return out;
 	}
 	const byNode = new Map<string, string[]>();
 	for (const id of new Set(cabinetIds)) {
-		const node = ownerOf(id, healthy.length ? healthy : nodes)!;
+		const node = placedNode(id, nodes)!;
 		byNode.set(node, [...(byNode.get(node) ?? []), id]);
 	}
-	const alone = async (id: string) => {
-		try {
-			out.set(id, { live: await callDoors<CabinetLiveView>(caller, broker, "cabinet", { cabinetId: id }, id) });
-		} catch (err: any) {
-			out.set(id, { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" });
-		}
-	};
+	const alone = async (id: string) => void out.set(id, await cabinetLive(caller, broker, id));
 	await Promise.all([...byNode].map(async ([nodeID, ids]) => {
 		let answer: CabinetsAnswer;
 		try {

@@ -27,6 +27,12 @@ export function isMeshFailure(err: unknown): boolean {
 	return !(status >= 400 && status < 500);
 }
 
+/** The type a failure reports (API.md's error types, Moleculer's), or SERVICE_UNAVAILABLE when it has none. */
+export function errorType(err: unknown): string {
+	const type = (err as { type?: unknown } | null)?.type;
+	return typeof type === "string" ? type : "SERVICE_UNAVAILABLE";
+}
+
 /** The call got no answer at all from the node it went to: nothing is known to have happened there. */
 export function isUnanswered(err: unknown): boolean {
 	const type = (err as { type?: unknown } | null)?.type;

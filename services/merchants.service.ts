@@ -21,10 +21,10 @@ import { created } from "../lib/created";
 import { latParam, lngParam, pageParams, type Page, type PageParams } from "../types/params";
 import { ErrorTypes, conflict, forbidden, invalid, notFound } from "../types/errors";
 import { newCabinetSecret, verifyCabinetSecret } from "../domain/cabinet-secrets";
-import { cabinetsLive, callDoors, doorLinks, type CabinetLive, type DoorLinks } from "../lib/door-client";
+import { cabinetLive, cabinetsLive, callDoors, doorLinks, type CabinetLive, type DoorLinks } from "../lib/door-client";
 import { ownerOf } from "../domain/placement";
-import { NO_ANSWER_TYPES } from "../lib/mesh-errors";
-import type { CabinetLiveView, DoorView as LiveDoorView } from "../domain/doors";
+import { errorType, NO_ANSWER_TYPES } from "../lib/mesh-errors";
+import type { DoorView as LiveDoorView } from "../domain/doors";
 import { seedDemoFleet } from "./merchants/demo-fleet";
 import { CATALOG_ENTITIES, doorId, enabledDoorCounts, parseDoorId, toPointView, type AuditDoc, type CabinetDoc, type CityDoc, type MerchantDoc, type PointDoc } from "./merchants/model";
 import type { CabinetRegisteredEvent, DoorUpdatedEvent, PointChangedEvent } from "../types/events";
@@ -382,14 +382,9 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 				params: { id: idParam },
 				async handler(this: This, ctx: Context<{ id: string }, AppMeta>): Promise<CabinetView> {
 					const view = this.cabinetView(await this.loadCabinet(ctx, ctx.params.id, ["admin", "operator"]));
-					let live: CabinetLive;
-					try {
-						// The live part (link, door states) belongs to the door actors.
-						live = { live: await callDoors<CabinetLiveView>(ctx, this.broker, "cabinet", { cabinetId: view.id }, view.id) };
-					} catch (err: any) {
-						live = { error: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
-						this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${live.error})`);
-					}
+					// The live part (link, door states) belongs to the door actors.
+					const live = await cabinetLive(ctx, this.broker, view.id);
+					if (live.error) this.logger.warn(`Cabinet ${view.id}: live door state unavailable (${live.error})`);
 					return this.withLive(view, live);
 				},
 			},
@@ -494,7 +489,7 @@ export function createMerchantsService(config: Config, opts: { dataDir?: string 
 						return { ...base, state: l.state, open: l.open, occupied: l.occupied, ...(l.orderId ? { orderId: l.orderId } : {}), live: true };
 					} catch (err: any) {
 						this.logger.warn(`Door ${id}: live state unavailable (${err?.type ?? err?.message})`);
-						return { ...base, state: null, open: null, occupied: null, live: false, liveError: typeof err?.type === "string" ? err.type : "SERVICE_UNAVAILABLE" };
+						return { ...base, state: null, open: null, occupied: null, live: false, liveError: errorType(err) };
 					}
 				},
 			},
