@@ -92,7 +92,7 @@ interface Settings extends ServiceSettingSchema {
 
 interface Methods {
 	signal(s: Signal): Promise<void>;
-	announce(prev: AlertRecord | null, next: AlertRecord): void;
+	written(prev: AlertRecord | null, next: AlertRecord): void;
 	evaluate(now: number): Promise<void>;
 	notifyGroups(now: number): Promise<void>;
 	robotsFor(a: AlertRecord): RobotConfig[];
@@ -370,18 +370,19 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					if (!next || next === prev) return;
 					if (prev) await this.repos.alerts.updateWhere({ _id: id }, { $set: { ...next } });
 					else await this.repos.alerts.insert(next);
-					this.announce(prev, next);
-					if (wentFiring(prev, next)) this.metrics.fired.inc({ severity: next.severity });
+					this.written(prev, next);
 				});
 				this.signals = run.catch(err => this.logger.warn(`Alert signal ${s.rule} failed: ${err.message}`));
 				return this.signals as Promise<void>;
 			},
 
 			/**
-			 * Written: an alert that fired, or a fired one that resolved, is broadcast to the gateways (GET /events).
-			 * Pending ones, and pending ones that went away, were never shown: nothing is said about them.
+			 * An alert change written: one that went firing is counted; one that fired, or a fired one that
+			 * resolved, is broadcast to the gateways (GET /events). Pending ones, and pending ones that went
+			 * away, were never shown: nothing is said about them.
 			 */
-			announce(this: This, prev: AlertRecord | null, next: AlertRecord) {
+			written(this: This, prev: AlertRecord | null, next: AlertRecord) {
+				if (wentFiring(prev, next)) this.metrics.fired.inc({ severity: next.severity });
 				if (prev?.state === next.state || next.state === "pending" || next.firingSince === null) return;
 				void this.broker.broadcast("alerts.alert.changed", {
 					id: next._id, name: next.name, severity: next.severity, state: next.state, labels: next.labels, startsAt: new Date(next.firingSince).toISOString(),
@@ -443,8 +444,7 @@ export function createAlertsService(config: Config, opts: { dataDir?: string | n
 					if (next === a) continue;
 					const moved = await this.repos.alerts.updateWhere({ _id: a._id, updatedAt: a.updatedAt }, { $set: { ...next } });
 					if (moved !== 1) continue;
-					this.announce(a, next);
-					if (wentFiring(a, next)) this.metrics.fired.inc({ severity: next.severity });
+					this.written(a, next);
 				}
 			},
 
